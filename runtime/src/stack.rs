@@ -1,0 +1,283 @@
+//! Coroutine stacks: carved from slabs, guarded without new mappings, and pooled per worker.
+//!
+//! ```text
+//!   one slab: a single mapping (MAP_NORESERVE | MAP_STACK) of `count` slots
+//!
+//!   low addresses                                                        high addresses
+//!   +-------+------------------+-------+------------------+-------+------------------+
+//!   | guard |  usable stack 0  | guard |  usable stack 1  | guard |  usable stack 2  | ...
+//!   +-------+------------------+-------+------------------+-------+------------------+
+//!   ^limit                     ^base (stack 0 grows down from here towards its guard)
+//! ```
+//!
+//! Guards are installed with `MADV_GUARD_INSTALL`, which marks page-table entries and makes no
+//! new mapping, so a process holds as many stacks as it has address space for: 100k coroutines
+//! cost about 2,000 mappings, well under the default `vm.max_map_count` of 65530. On kernels
+//! before 6.13 the guard is an `mprotect(PROT_NONE)` range, which splits the mapping: two
+//! mappings per stack, about 32k stacks in all. Running into that limit is reported as an
+//! `io::Error` that names `vm.max_map_count`.
+//!
+//! Each worker keeps its own [`StackPool`] of free stacks, so a pooled spawn takes no lock and
+//! no syscall. A stack is reused as it is, touched pages and all, unless it went deep
+//! ([`PooledStack::note_depth`]) or its pool already holds [`HOT_LIMIT`] free stacks: then its
+//! pages are given back with `MADV_DONTNEED` first, which costs microseconds.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use corosensei::stack::{Stack, StackPointer};
+use parking_lot::Mutex;
+
+use crate::sys;
+
+/// The smallest stack a coroutine may ask for.
+pub(crate) const MIN_STACK_SIZE: usize = 16 * 1024;
+/// The stack size when nobody says otherwise.
+pub(crate) const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+/// Guard bytes below each stack: Rust probes every page of a large frame, so one page would
+/// do; four cost only address space and catch C frames up to 16 KiB as well.
+const GUARD_SIZE: usize = 16 * 1024;
+/// Address space per slab. Big enough that mappings stay few, small enough that a runtime with
+/// a handful of coroutines does not reserve much.
+const SLAB_BYTES: usize = 4 * 1024 * 1024;
+/// Free stacks a pool keeps with their pages resident; beyond this, returned stacks are
+/// trimmed, so a burst of 100k coroutines does not pin their memory after they finish.
+const HOT_LIMIT: usize = 256;
+/// A stack whose deepest observed use lies further than this below its base is trimmed before
+/// reuse: a shallow one keeps its pages, which is the common case and costs nothing.
+const TRIM_DEPTH: usize = 16 * 1024;
+
+/// Rounds a requested stack size to the pool's size class: at least [`MIN_STACK_SIZE`], a power
+/// of two, so a few classes serve every request.
+pub(crate) fn size_class(requested: usize) -> usize {
+    requested.max(MIN_STACK_SIZE).checked_next_power_of_two().unwrap_or(usize::MAX / 2 + 1)
+}
+
+/// One coroutine stack inside a slab. Plain data: the slab owns the memory.
+#[derive(Debug)]
+pub(crate) struct PooledStack {
+    /// Lowest address, the start of the guard.
+    limit: usize,
+    /// Highest address, where the stack starts.
+    base: usize,
+    /// Lowest stack address seen in use, for the trim decision.
+    low_water: usize,
+}
+
+impl PooledStack {
+    /// Usable bytes between the guard and the base.
+    pub(crate) fn size(&self) -> usize {
+        self.base - self.limit - GUARD_SIZE
+    }
+
+    /// The guard's address range.
+    pub(crate) fn guard(&self) -> (usize, usize) {
+        (self.limit, self.limit + GUARD_SIZE)
+    }
+
+    /// Records that the stack was in use down to `addr`.
+    pub(crate) fn note_depth(&mut self, addr: usize) {
+        self.low_water = self.low_water.min(addr);
+    }
+
+    fn trim(&mut self) {
+        let start = self.limit + GUARD_SIZE;
+        // SAFETY: the usable range belongs to this stack, which no coroutine runs on now.
+        unsafe { sys::discard(start as *mut u8, self.base - start) };
+        self.low_water = self.base;
+    }
+}
+
+// SAFETY: base and limit describe a live, 16-byte-aligned range of one slab (page-aligned by
+// construction), with the guard included below the usable part, as corosensei requires. The
+// slab outlives every stack carved from it: slabs are unmapped only when the runtime that owns
+// them is dropped, after every coroutine has finished and returned its stack.
+unsafe impl Stack for PooledStack {
+    fn base(&self) -> StackPointer {
+        StackPointer::new(self.base).expect("stack base is not null")
+    }
+
+    fn limit(&self) -> StackPointer {
+        StackPointer::new(self.limit).expect("stack limit is not null")
+    }
+}
+
+/// Every slab a runtime mapped, for unmapping when it drops, and the stack counters.
+#[derive(Debug, Default)]
+pub(crate) struct Slabs {
+    regions: Mutex<Vec<(usize, usize)>>,
+    mapped: AtomicUsize,
+    in_use: AtomicUsize,
+}
+
+impl Slabs {
+    /// Stacks carved so far (in use plus pooled).
+    pub(crate) fn mapped(&self) -> usize {
+        self.mapped.load(Relaxed)
+    }
+
+    /// Stacks held by coroutines now.
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use.load(Relaxed)
+    }
+
+    /// Maps a slab of stacks of `size` usable bytes and carves it into `out`.
+    fn map_slab(&self, size: usize, out: &mut Vec<PooledStack>) -> io::Result<()> {
+        let stride = size + GUARD_SIZE;
+        let count = (SLAB_BYTES / stride).clamp(1, 64);
+        let len = stride * count;
+        let kind = sys::guard_kind();
+        let base = sys::map_stack_region(len).map_err(map_count_error)?;
+        for i in 0..count {
+            // SAFETY: the guard range is the start of slot i of the slab just mapped.
+            let guarded = unsafe { sys::install_guard(base.add(i * stride), GUARD_SIZE, kind) };
+            if let Err(e) = guarded {
+                // SAFETY: no stack of this slab was handed out yet.
+                unsafe { sys::unmap(base, len) };
+                return Err(map_count_error(e));
+            }
+        }
+        self.regions.lock().push((base as usize, len));
+        self.mapped.fetch_add(count, Relaxed);
+        let base = base as usize;
+        out.extend((0..count).rev().map(|i| {
+            let limit = base + i * stride;
+            PooledStack { limit, base: limit + stride, low_water: limit + stride }
+        }));
+        Ok(())
+    }
+}
+
+impl Slabs {
+    /// Unmaps every slab, once the runtime's coroutines are all gone. Stacks still held by a
+    /// pool become dangling descriptors, so this runs only after the workers (and their pools)
+    /// have ended; the outside pool is emptied here. If a stack is somehow still in use, the
+    /// memory is left mapped rather than pulled from under it.
+    pub(crate) fn release(&self, outside: &mut StackPool) {
+        outside.classes.clear();
+        if self.in_use() != 0 {
+            log::error!("weft: {} coroutine stacks still in use at shutdown; not unmapping", self.in_use());
+            return;
+        }
+        let regions = std::mem::take(&mut *self.regions.lock());
+        for (base, len) in regions {
+            // SAFETY: no coroutine holds a stack (in_use is 0) and the pools that held free
+            // ones are gone, so nothing refers to this memory any more.
+            unsafe { sys::unmap(base as *mut u8, len) };
+        }
+        self.mapped.store(0, Relaxed);
+    }
+}
+
+impl Drop for Slabs {
+    fn drop(&mut self) {
+        self.release(&mut StackPool::default());
+    }
+}
+
+fn map_count_error(e: io::Error) -> io::Error {
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let guard = match sys::guard_kind() {
+        sys::GuardKind::Madvise => "one mapping per slab of stacks",
+        sys::GuardKind::Mprotect => "two mappings per stack, as this kernel lacks MADV_GUARD_INSTALL",
+    };
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "cannot map a coroutine stack ({e}); stacks cost {guard}, and the process may hold \
+             at most vm.max_map_count = {limit} mappings"
+        ),
+    )
+}
+
+/// Free stacks, grouped by size class. One per worker, plus one shared pool behind a lock for
+/// spawns from threads outside the runtime.
+#[derive(Debug, Default)]
+pub(crate) struct StackPool {
+    classes: Vec<(usize, Vec<PooledStack>)>,
+}
+
+impl StackPool {
+    /// A stack of at least `size` usable bytes (already a size class).
+    pub(crate) fn get(&mut self, slabs: &Slabs, size: usize) -> io::Result<PooledStack> {
+        let free = self.class(size);
+        if free.is_empty() {
+            slabs.map_slab(size, free)?;
+        }
+        let mut stack = free.pop().expect("a fresh slab has stacks");
+        if stack.base - stack.low_water > TRIM_DEPTH {
+            stack.trim();
+        }
+        slabs.in_use.fetch_add(1, Relaxed);
+        Ok(stack)
+    }
+
+    /// Returns a stack no coroutine runs on any more.
+    pub(crate) fn put(&mut self, slabs: &Slabs, mut stack: PooledStack) {
+        slabs.in_use.fetch_sub(1, Relaxed);
+        let free = self.class(stack.size());
+        if free.len() >= HOT_LIMIT {
+            stack.trim();
+        }
+        free.push(stack);
+    }
+
+    fn class(&mut self, size: usize) -> &mut Vec<PooledStack> {
+        let at = match self.classes.iter().position(|(s, _)| *s == size) {
+            Some(at) => at,
+            None => {
+                self.classes.push((size, Vec::new()));
+                self.classes.len() - 1
+            }
+        };
+        &mut self.classes[at].1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_round_up_to_powers_of_two() {
+        assert_eq!(size_class(0), MIN_STACK_SIZE);
+        assert_eq!(size_class(64 * 1024), 64 * 1024);
+        assert_eq!(size_class(64 * 1024 + 1), 128 * 1024);
+        assert_eq!(size_class(100_000), 128 * 1024);
+    }
+
+    #[test]
+    fn pool_reuses_and_counts() {
+        let slabs = Slabs::default();
+        let mut pool = StackPool::default();
+        let a = pool.get(&slabs, DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!(a.size(), DEFAULT_STACK_SIZE);
+        assert_eq!(a.base % 16, 0);
+        let mapped = slabs.mapped();
+        assert!(mapped >= 1);
+        assert_eq!(slabs.in_use(), 1);
+        let base = a.base;
+        pool.put(&slabs, a);
+        assert_eq!(slabs.in_use(), 0);
+        let b = pool.get(&slabs, DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!(b.base, base, "the last stack returned is reused first");
+        assert_eq!(slabs.mapped(), mapped);
+        pool.put(&slabs, b);
+    }
+
+    #[test]
+    fn stack_memory_is_writable_down_to_the_guard() {
+        let slabs = Slabs::default();
+        let mut pool = StackPool::default();
+        let s = pool.get(&slabs, MIN_STACK_SIZE).unwrap();
+        let (_, guard_end) = s.guard();
+        // SAFETY: both bytes are inside the usable range of a stack nobody runs on.
+        unsafe {
+            *((s.base - 1) as *mut u8) = 1;
+            *(guard_end as *mut u8) = 1;
+        }
+        pool.put(&slabs, s);
+    }
+}

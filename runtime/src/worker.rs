@@ -1,0 +1,434 @@
+//! A worker thread: its queues, its loop, and how tasks get onto it.
+//!
+//! Each worker owns:
+//!
+//! ```text
+//!   deque   crossbeam Worker (FIFO)  coroutines not started yet; other workers steal from it
+//!   runq    VecDeque                 started coroutines woken or yielding on this worker;
+//!                                    never stolen (their stacks may hold thread-bound values)
+//!   inbox   Injector (in Remote)     started coroutines homed here, woken from other threads;
+//!                                    only this worker pops it
+//!   timers, a stack pool, an epoll instance with an eventfd (in Remote)
+//! ```
+//!
+//! With the unsafe migration opt-in, started coroutines go to the stealable `deque` as well,
+//! and wakes from other threads go to the waker's own deque or the global injector.
+//!
+//! # One scheduling tick
+//!
+//! 1. Every [`GLOBAL_QUEUE_INTERVAL`] ticks, the global injector first, so outside spawns are
+//!    served even when local work never runs out.
+//! 2. The inbox is moved into the runq.
+//! 3. The runq and the deque, alternating which goes first, so neither starves the other; a
+//!    yielding coroutine goes to the back of the runq, behind the ready work.
+//! 4. Then the injector; every [`TIMER_CHECK_INTERVAL`] ticks, due timers.
+//! 5. With nothing to run: fire due timers, else search (steal), else sleep in `epoll_wait`
+//!    until the next timer (see [`crate::idle`] for the searching and sleeping rules).
+//!
+//! # Sleeping without losing a wake
+//!
+//! `Remote::unpark` is a three-state word (AWAKE, SLEEPING, NOTIFIED). The worker moves
+//! AWAKE → SLEEPING before `epoll_wait` and back after. A waker pushes its task first, then
+//! swaps in NOTIFIED and writes the eventfd only if it found SLEEPING. If the swap comes before
+//! the worker's AWAKE → SLEEPING, that compare-exchange fails and the worker does not sleep; if
+//! after, the eventfd write ends the `epoll_wait`. Either way the pushed task is seen.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ptr;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Instant;
+
+use corosensei::CoroutineResult;
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
+
+use crate::context;
+use crate::metrics::{bump, Counters};
+use crate::registry::Padded;
+use crate::runtime::Shared;
+use crate::stack::StackPool;
+use crate::state::Commit;
+use crate::sys::{self, Epoll, Event, EventFd};
+use crate::task::{Resume, Suspend, Task, NOT_STARTED};
+use crate::timer::Timers;
+
+/// Ticks between looks at the global injector: as Go, for fairness to outside spawns.
+const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+/// Ticks between timer checks while there is other work; reading the clock every tick would
+/// cost more than the switch itself. An idle worker checks at once.
+const TIMER_CHECK_INTERVAL: u32 = 16;
+/// Events taken from one `epoll_wait`.
+const EVENTS_PER_POLL: usize = 256;
+/// The eventfd's token in the worker's epoll set.
+const WAKE_TOKEN: u64 = u64::MAX;
+
+const AWAKE: u8 = 0;
+const SLEEPING: u8 = 1;
+const NOTIFIED: u8 = 2;
+
+/// The part of a worker that other threads reach.
+pub(crate) struct Remote {
+    pub(crate) stealer: Stealer<Arc<Task>>,
+    pub(crate) inbox: Injector<Arc<Task>>,
+    pub(crate) epoll: Epoll,
+    eventfd: EventFd,
+    unpark: AtomicU8,
+    pub(crate) counters: Padded<Counters>,
+    /// Coroutine resumes so far, for the monitor (its own line: written on every switch).
+    pub(crate) switches: Padded<std::sync::atomic::AtomicU64>,
+    /// Id of the coroutine running now (0 when none) and its registry key.
+    pub(crate) current_id: std::sync::atomic::AtomicU64,
+    pub(crate) current_key: std::sync::atomic::AtomicUsize,
+}
+
+impl Remote {
+    /// Makes a worker's remote half and the deque its loop will own.
+    pub(crate) fn new() -> std::io::Result<(Remote, Deque<Arc<Task>>)> {
+        let deque = Deque::new_fifo();
+        let epoll = Epoll::new()?;
+        let eventfd = EventFd::new()?;
+        let edge = (libc::EPOLLIN | libc::EPOLLET) as u32;
+        epoll.add(eventfd.as_raw_fd(), edge, WAKE_TOKEN)?;
+        let remote = Remote {
+            stealer: deque.stealer(),
+            inbox: Injector::new(),
+            epoll,
+            eventfd,
+            unpark: AtomicU8::new(AWAKE),
+            counters: Padded::default(),
+            switches: Padded::default(),
+            current_id: Default::default(),
+            current_key: Default::default(),
+        };
+        Ok((remote, deque))
+    }
+
+    /// Wakes the worker if it sleeps, or makes its next sleep return at once.
+    pub(crate) fn unpark(&self) {
+        if self.unpark.swap(NOTIFIED, SeqCst) == SLEEPING {
+            self.eventfd.notify();
+        }
+    }
+}
+
+/// The part of a worker only its own thread touches. Coroutines running on the worker reach it
+/// through [`context::current_worker_ptr`], for short borrows that never span a switch.
+pub(crate) struct Local {
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) deque: Deque<Arc<Task>>,
+    runq: RefCell<VecDeque<Arc<Task>>>,
+    timers: RefCell<Timers>,
+    pub(crate) stacks: RefCell<StackPool>,
+    tick: Cell<u32>,
+    searching: Cell<bool>,
+    rng: Cell<u64>,
+}
+
+impl Local {
+    pub(crate) fn new(index: usize, shared: Arc<Shared>, deque: Deque<Arc<Task>>) -> Local {
+        Local {
+            index,
+            shared,
+            deque,
+            runq: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(Timers::default()),
+            stacks: RefCell::new(StackPool::default()),
+            tick: Cell::new(0),
+            searching: Cell::new(false),
+            rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1)),
+        }
+    }
+
+    fn remote(&self) -> &Remote {
+        &self.shared.remotes[self.index]
+    }
+
+    /// The worker loop; returns when the runtime has shut down and no coroutine is left.
+    pub(crate) fn run(&self) {
+        context::set_current_worker(self);
+        let _altstack = sys::ensure_sigaltstack();
+        let mut events = vec![Event { events: 0, u64: 0 }; EVENTS_PER_POLL];
+        loop {
+            if let Some(task) = self.next_task() {
+                self.run_task(task);
+                continue;
+            }
+            if self.fire_timers() > 0 {
+                continue;
+            }
+            if let Some(task) = self.search() {
+                self.run_task(task);
+                continue;
+            }
+            if self.shared.is_finished() {
+                break;
+            }
+            self.sleep(&mut events);
+        }
+        if self.searching.replace(false) {
+            self.shared.idle.stop_searching();
+        }
+        context::set_current_worker(ptr::null());
+    }
+
+    fn next_task(&self) -> Option<Arc<Task>> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % GLOBAL_QUEUE_INTERVAL == 0 {
+            if let Some(task) = self.pop_injector() {
+                return Some(task);
+            }
+        }
+        if tick % TIMER_CHECK_INTERVAL == 0 {
+            self.fire_timers();
+        }
+        let remote = self.remote();
+        if !remote.inbox.is_empty() {
+            let mut runq = self.runq.borrow_mut();
+            loop {
+                match remote.inbox.steal() {
+                    Steal::Success(task) => runq.push_back(task),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        let from_runq = || self.runq.borrow_mut().pop_front();
+        let task = if tick % 2 == 0 {
+            from_runq().or_else(|| self.deque.pop())
+        } else {
+            self.deque.pop().or_else(from_runq)
+        };
+        task.or_else(|| self.pop_injector())
+    }
+
+    fn pop_injector(&self) -> Option<Arc<Task>> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.deque) {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Fires due timers; returns how many fired.
+    fn fire_timers(&self) -> usize {
+        let mut timers = self.timers.borrow_mut();
+        if timers.is_empty() {
+            return 0;
+        }
+        let mut woken = Vec::new();
+        let fired = timers.fire_due(Instant::now(), |task, gen| {
+            if task.state.wake(gen) {
+                woken.push(task);
+            }
+        });
+        drop(timers);
+        for task in woken {
+            schedule(task);
+        }
+        fired
+    }
+
+    fn run_task(&self, task: Arc<Task>) {
+        let cancelled = task.state.start_running();
+        // SAFETY: `start_running` made this worker the holder of the RUNNING state.
+        let slot = unsafe { task.coro() };
+        let coro = slot.as_mut().expect("a queued task has its coroutine");
+        if !coro.started() {
+            if cancelled {
+                // Shutting down before it ever ran: drop it unstarted, which drops its closure
+                // and so completes its join handle with the cancellation.
+                self.finish(task);
+                return;
+            }
+            task.home.store(self.index, Relaxed);
+            self.remote().counters.alive.fetch_add(1, Relaxed);
+        } else if self.shared.config.migrate {
+            let home = task.home.swap(self.index, Relaxed);
+            if home != self.index {
+                self.shared.remotes[home].counters.alive.fetch_sub(1, Relaxed);
+                self.remote().counters.alive.fetch_add(1, Relaxed);
+            }
+        }
+        let remote = self.remote();
+        remote.current_key.store(task.registry_key.load(Relaxed), Relaxed);
+        remote.current_id.store(task.id.as_u64().get(), Relaxed);
+        bump(&remote.switches, 1);
+        context::set_current_task(Arc::as_ptr(&task));
+        let result = coro.resume(Resume { cancelled });
+        context::set_current_task(ptr::null());
+        remote.current_id.store(0, Relaxed);
+        match result {
+            CoroutineResult::Yield(Suspend::Park) => match task.state.commit_park() {
+                Commit::Parked => {}
+                Commit::Requeue => self.push_started(task),
+            },
+            CoroutineResult::Yield(Suspend::Yield) => {
+                task.state.yield_now();
+                self.push_started(task);
+            }
+            CoroutineResult::Return(()) => self.finish(task),
+        }
+    }
+
+    /// Queues a started coroutine on this worker.
+    fn push_started(&self, task: Arc<Task>) {
+        if self.shared.config.migrate {
+            self.deque.push(task);
+            self.shared.notify_stealable();
+        } else {
+            self.runq.borrow_mut().push_back(task);
+        }
+    }
+
+    /// Retires a coroutine that returned, or one dropped unstarted at shutdown.
+    fn finish(&self, task: Arc<Task>) {
+        task.state.finish();
+        // SAFETY: this worker still holds the task's RUNNING state (or, unstarted, its only
+        // queue entry), so the coroutine is ours.
+        let mut coro = unsafe { task.coro() }.take().expect("finish runs once");
+        // Completed: a no-op. Unstarted: drops the closure without unwinding anything.
+        coro.force_unwind();
+        let mut stack = coro.into_stack();
+        stack.note_depth(task.low_water.get());
+        self.stacks.borrow_mut().put(&self.shared.slabs, stack);
+        let counters = &self.remote().counters;
+        bump(&counters.finished, 1);
+        let home = task.home.load(Relaxed);
+        if home != NOT_STARTED {
+            self.shared.remotes[home].counters.alive.fetch_sub(1, Relaxed);
+        }
+        self.shared.retire(&task);
+    }
+
+    /// Steals if the searching rules allow. A worker that finds work stops searching, and if
+    /// it was the last searcher, wakes another to take over.
+    fn search(&self) -> Option<Arc<Task>> {
+        if !self.searching.get() {
+            if !self.shared.idle.try_start_searching() {
+                return None;
+            }
+            self.searching.set(true);
+        }
+        let task = self.steal();
+        if task.is_some() {
+            self.searching.set(false);
+            if self.shared.idle.stop_searching() {
+                self.shared.notify_stealable();
+            }
+        }
+        task
+    }
+
+    fn steal(&self) -> Option<Arc<Task>> {
+        let remotes = &self.shared.remotes;
+        let n = remotes.len();
+        let start = self.next_random() as usize % n;
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.index {
+                continue;
+            }
+            let before = self.deque.len();
+            loop {
+                match remotes[victim].stealer.steal_batch_and_pop(&self.deque) {
+                    Steal::Success(task) => {
+                        let stolen = (self.deque.len() - before) as u64 + 1;
+                        bump(&self.remote().counters.steals, stolen);
+                        return Some(task);
+                    }
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        self.pop_injector()
+    }
+
+    fn next_random(&self) -> u64 {
+        // xorshift64: only spreads the victims; quality does not matter.
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+
+    /// Sleeps in `epoll_wait` until woken, an event, or the next timer.
+    fn sleep(&self, events: &mut [Event]) {
+        let was_searching = self.searching.replace(false);
+        let shared = &self.shared;
+        if shared.idle.transition_to_parked(self.index, was_searching) && shared.has_stealable() {
+            // The last searcher saw work appear while it was giving up: search again. Either it
+            // takes itself off the sleeper list as a searcher, or a notifier already did so.
+            shared.idle.wake_self(self.index, true);
+            self.searching.set(true);
+            return;
+        }
+        let remote = self.remote();
+        let timeout = self.timers.borrow_mut().next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        if remote.unpark.compare_exchange(AWAKE, SLEEPING, SeqCst, SeqCst).is_ok() {
+            let counters = &remote.counters;
+            bump(&counters.parks, 1);
+            bump(&counters.polls, 1);
+            let n = match remote.epoll.wait(events, timeout) {
+                Ok(n) => n,
+                Err(e) => {
+                    log::error!("weft: epoll_wait failed on worker {}: {e}", self.index);
+                    0
+                }
+            };
+            bump(&counters.events, n as u64);
+        }
+        remote.unpark.store(AWAKE, SeqCst);
+        if !shared.idle.wake_self(self.index, false) {
+            // A notifier chose this worker and counted it as a searcher.
+            self.searching.set(true);
+        }
+    }
+}
+
+/// Queues a coroutine whose park just ended, by the rules of the module docs.
+pub(crate) fn schedule(task: Arc<Task>) {
+    let local = context::current_worker_ptr();
+    // SAFETY: a non-null worker pointer is the `Local` of the loop running on this thread,
+    // which outlives every coroutine and timer that runs on it.
+    let local = unsafe { local.as_ref() }.filter(|l| Arc::ptr_eq(&l.shared, &task.shared));
+    if let Some(local) = local {
+        if local.shared.config.migrate {
+            local.deque.push(task);
+            local.shared.notify_stealable();
+            return;
+        }
+        if local.index == task.home.load(Relaxed) {
+            local.runq.borrow_mut().push_back(task);
+            return;
+        }
+    }
+    // From another thread. Hold the runtime while touching it: once the task is pushed, its
+    // worker may finish it and drop the last other reference.
+    let shared = task.shared.clone();
+    if shared.config.migrate {
+        shared.injector.push(task);
+        shared.notify_stealable();
+    } else {
+        let home = task.home.load(Relaxed);
+        debug_assert_ne!(home, NOT_STARTED, "only started coroutines park");
+        let remote = &shared.remotes[home];
+        remote.inbox.push(task);
+        remote.unpark();
+    }
+}
+
+/// Arms a timer for park `gen` of `task` on the current worker.
+pub(crate) fn add_timer(deadline: Instant, task: Arc<Task>, gen: u64) {
+    let local = context::current_worker_ptr();
+    // SAFETY: timers are only added by running coroutines, whose thread runs a worker loop.
+    let local = unsafe { local.as_ref() }.expect("a coroutine runs on a worker");
+    local.timers.borrow_mut().insert(deadline, task, gen);
+}

@@ -1,0 +1,550 @@
+//! Shared helpers for the runtime integration tests (`tests/rt_*.rs`).
+//!
+//! Every test follows the same shape:
+//!
+//! 1. `let wd = support::watchdog("name", budget)` arms a watchdog. If the guard is still alive
+//!    when the budget runs out, a background thread prints the test name, its seed, the phase
+//!    note, the progress counters and the metrics of every registered runtime, and then calls
+//!    `std::process::abort()`: a lost wake-up fails in minutes instead of eating CI's time.
+//! 2. `let seed = wd.seed()` reads `WEFT_SEED` (or derives a seed from the clock), prints it and
+//!    records it for the dump. Randomised tests draw from [`Rng::new`] and quote the seed in
+//!    their assertion messages.
+//! 3. [`sized`] picks a stress size: the default normally, the full size under `WEFT_STRESS=1`.
+//!
+//! Environment:
+//!
+//! | variable              | meaning                                                         |
+//! |-----------------------|-----------------------------------------------------------------|
+//! | `WEFT_SEED=<u64>`     | replay a seed (decimal or `0x` hex)                             |
+//! | `WEFT_STRESS=1`       | full stress sizes, and watchdog budgets ×[`STRESS_BUDGET_FACTOR`] |
+//! | `WEFT_TEST_CHILD=<s>` | set by [`run_child`]: the re-executed binary runs scenario `s`  |
+//!
+//! The watchdog writes with `std::io::stderr()` directly, not `eprintln!`: libtest captures
+//! `eprintln!` per test (and in every thread spawned from a test), and a captured dump would
+//! vanish with the abort.
+
+#![allow(dead_code)]
+
+use std::any::Any;
+use std::io::{Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use weft::Runtime;
+
+// ---------------------------------------------------------------------------------------------
+// Sizes and seeds
+// ---------------------------------------------------------------------------------------------
+
+/// Watchdog budgets are multiplied by this under `WEFT_STRESS=1`, where sizes grow about 10×.
+pub const STRESS_BUDGET_FACTOR: u32 = 10;
+
+/// Whether `WEFT_STRESS` asks for the full stress sizes (any value but empty or `0`).
+pub fn stress() -> bool {
+    std::env::var("WEFT_STRESS").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// `default` normally, `full` under `WEFT_STRESS=1`.
+pub fn sized(default: usize, full: usize) -> usize {
+    if stress() {
+        full
+    } else {
+        default
+    }
+}
+
+/// A watchdog budget: `base` normally, `base × STRESS_BUDGET_FACTOR` under `WEFT_STRESS=1`.
+pub fn budget(base: Duration) -> Duration {
+    if stress() {
+        base * STRESS_BUDGET_FACTOR
+    } else {
+        base
+    }
+}
+
+/// The seed from `WEFT_SEED`, else one derived from the clock and the pid.
+pub fn seed_from_env() -> u64 {
+    if let Ok(text) = std::env::var("WEFT_SEED") {
+        let text = text.trim();
+        let parsed = match text.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => text.parse(),
+        };
+        return parsed.unwrap_or_else(|_| panic!("WEFT_SEED={text:?} is not a u64"));
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    Rng::new(nanos ^ (u64::from(std::process::id()) << 32)).next_u64()
+}
+
+/// A small seeded PRNG (SplitMix64): good enough to pick sizes, delays and victims, and
+/// reproducible from one `u64`.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`), by multiply-high: no modulo bias worth the name.
+    pub fn below(&mut self, n: u64) -> u64 {
+        assert!(n > 0, "Rng::below(0)");
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        assert!(lo <= hi, "Rng::range({lo}, {hi})");
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// True with probability `percent / 100`.
+    pub fn percent(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// An independent generator, for handing to a coroutine.
+    pub fn fork(&mut self) -> Rng {
+        Rng::new(self.next_u64())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watchdog
+// ---------------------------------------------------------------------------------------------
+
+/// Arms a watchdog for the test `name`; see [`Watchdog`].
+pub fn watchdog(name: &str, budget: Duration) -> Watchdog {
+    Watchdog::new(name, budget)
+}
+
+/// Aborts the process with a dump if it is not dropped within its budget.
+///
+/// Dropping the guard (normally, or while a failed assertion unwinds) disarms it.
+pub struct Watchdog {
+    state: Arc<WatchState>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct WatchState {
+    name: String,
+    budget: Duration,
+    disarmed: Mutex<bool>,
+    cv: Condvar,
+    seed: Mutex<Option<u64>>,
+    note: Mutex<String>,
+    counters: Mutex<Vec<(String, Arc<AtomicUsize>)>>,
+    runtimes: Mutex<Vec<(String, Weak<Runtime>)>>,
+}
+
+/// How long the dump may spend reading metrics before the watchdog aborts anyway: a hung
+/// runtime may hold the lock that `metrics()` needs.
+const DUMP_GRACE: Duration = Duration::from_secs(5);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Watchdog {
+    fn new(name: &str, budget: Duration) -> Watchdog {
+        let state = Arc::new(WatchState {
+            name: name.to_owned(),
+            budget,
+            disarmed: Mutex::new(false),
+            cv: Condvar::new(),
+            seed: Mutex::new(None),
+            note: Mutex::new(String::new()),
+            counters: Mutex::new(Vec::new()),
+            runtimes: Mutex::new(Vec::new()),
+        });
+        let watcher = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name(format!("watchdog:{name}"))
+            .spawn(move || watcher.watch())
+            .expect("spawn the watchdog thread");
+        Watchdog {
+            state,
+            thread: Some(thread),
+        }
+    }
+
+    /// Reads the seed (see [`seed_from_env`]), prints it, and records it for the dump.
+    pub fn seed(&self) -> u64 {
+        let seed = seed_from_env();
+        eprintln!("[{}] seed: WEFT_SEED={seed}", self.state.name);
+        *lock(&self.state.seed) = Some(seed);
+        seed
+    }
+
+    /// Records what the test is doing now (a phase, an iteration); shown in the dump.
+    pub fn note(&self, text: impl Into<String>) {
+        *lock(&self.state.note) = text.into();
+    }
+
+    /// A new progress counter, shown in the dump under `label`.
+    pub fn counter(&self, label: &str) -> Arc<AtomicUsize> {
+        let counter = Arc::new(AtomicUsize::new(0));
+        self.watch_counter(label, &counter);
+        counter
+    }
+
+    /// Shows an existing counter in the dump under `label`.
+    pub fn watch_counter(&self, label: &str, counter: &Arc<AtomicUsize>) {
+        lock(&self.state.counters).push((label.to_owned(), Arc::clone(counter)));
+    }
+
+    /// Shows `rt.metrics()` in the dump while `rt` is alive. Only a weak reference is kept, so
+    /// dropping the test's `Arc` still drops the runtime.
+    pub fn watch_runtime(&self, label: &str, rt: &Arc<Runtime>) {
+        lock(&self.state.runtimes).push((label.to_owned(), Arc::downgrade(rt)));
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        *lock(&self.state.disarmed) = true;
+        self.state.cv.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl WatchState {
+    fn watch(&self) {
+        let deadline = Instant::now() + self.budget;
+        let mut disarmed = lock(&self.disarmed);
+        while !*disarmed {
+            let now = Instant::now();
+            if now >= deadline {
+                drop(disarmed);
+                self.fire();
+            }
+            disarmed = self
+                .cv
+                .wait_timeout(disarmed, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn fire(&self) -> ! {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "\n===== WATCHDOG: test '{}' still running after {:?} =====",
+            self.name, self.budget
+        );
+        match *lock(&self.seed) {
+            Some(seed) => {
+                let _ = writeln!(err, "seed: WEFT_SEED={seed}");
+            }
+            None => {
+                let _ = writeln!(err, "seed: (none drawn)");
+            }
+        }
+        let _ = writeln!(err, "phase: {}", lock(&self.note));
+        for (label, counter) in lock(&self.counters).iter() {
+            let _ = writeln!(err, "progress {label}: {}", counter.load(Ordering::SeqCst));
+        }
+        let _ = err.flush();
+        drop(err);
+
+        // Reading metrics may block on a wedged runtime: give it DUMP_GRACE, then abort anyway.
+        let _ = std::thread::Builder::new()
+            .name("watchdog-grace".into())
+            .spawn(|| {
+                std::thread::sleep(DUMP_GRACE);
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "(metrics did not come within {DUMP_GRACE:?})"
+                );
+                std::process::abort();
+            });
+        for (label, rt) in lock(&self.runtimes).iter() {
+            let text = match rt.upgrade() {
+                Some(rt) => format!("{:#?}", rt.metrics()),
+                None => "(dropped)".to_owned(),
+            };
+            let _ = writeln!(std::io::stderr(), "metrics {label}: {text}");
+        }
+        let _ = writeln!(std::io::stderr(), "===== WATCHDOG: aborting =====");
+        std::process::abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting on conditions
+// ---------------------------------------------------------------------------------------------
+
+/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
+///
+/// Inside a coroutine it yields between polls so other coroutines on the worker run; on a
+/// thread it yields, then polls every 200 µs.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut polls = 0u32;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return cond();
+        }
+        polls += 1;
+        if weft::is_coroutine() {
+            weft::yield_now();
+        } else if polls < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtimes
+// ---------------------------------------------------------------------------------------------
+
+/// The two scheduling modes every scheduler-touching test runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The default: a started coroutine always resumes on its home worker.
+    Pinned,
+    /// `migrate_started_coroutines()`: started coroutines may be stolen too.
+    Migrating,
+}
+
+/// A runtime builder with `workers` workers in `mode`.
+pub fn builder(workers: usize, mode: Mode) -> weft::runtime::Builder {
+    let builder = Runtime::builder().workers(workers);
+    match mode {
+        Mode::Pinned => builder,
+        // SAFETY: the contract is that no coroutine keeps a thread-affine value (a
+        // `thread_local!` reference, an `Rc` from thread-local state, a std `MutexGuard`) across
+        // a switch. The test coroutines hold only `Arc`s, atomics and plain data across their
+        // `park`/`yield_now`/`sleep` calls.
+        Mode::Migrating => unsafe { builder.migrate_started_coroutines() },
+    }
+}
+
+/// A runtime with `workers` workers in `mode`, in an `Arc` so a watchdog can watch it.
+pub fn runtime(workers: usize, mode: Mode) -> Arc<Runtime> {
+    Arc::new(builder(workers, mode).build().expect("build a runtime"))
+}
+
+/// Sum of a per-worker counter over all workers.
+pub fn sum_workers(
+    metrics: &weft::RuntimeMetrics,
+    field: impl Fn(&weft::WorkerMetrics) -> u64,
+) -> u64 {
+    metrics.workers.iter().map(field).sum()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Panic payloads
+// ---------------------------------------------------------------------------------------------
+
+/// The message of a `panic!` payload (`&'static str` or `String`), if it is one.
+pub fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        Some(s)
+    } else {
+        payload.downcast_ref::<String>().map(String::as_str)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process resources
+// ---------------------------------------------------------------------------------------------
+
+/// Serialises tests of one binary that measure process-wide resources (fds, mappings, RSS):
+/// libtest runs a binary's tests on parallel threads.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    lock(&SERIAL)
+}
+
+/// The open file descriptors of this process, as `fd -> target` lines (from `/proc/self/fd`).
+/// The directory handle that reads them is listed too, the same way every time.
+pub fn open_fds() -> Vec<String> {
+    let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .filter_map(Result::ok)
+        .map(|entry| {
+            let target = std::fs::read_link(entry.path())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            format!("{} -> {target}", entry.file_name().to_string_lossy())
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// The number of memory mappings of this process (lines of `/proc/self/maps`).
+pub fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .expect("read /proc/self/maps")
+        .lines()
+        .count()
+}
+
+fn statm_field(index: usize) -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(index)
+        .and_then(|f| f.parse().ok())
+        .expect("parse /proc/self/statm");
+    pages * page_size()
+}
+
+/// The page size in bytes.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).expect("sysconf(_SC_PAGESIZE)")
+}
+
+/// Virtual memory size of this process, in bytes.
+pub fn vm_size() -> u64 {
+    statm_field(0)
+}
+
+/// Resident set size of this process, in bytes.
+pub fn rss() -> u64 {
+    statm_field(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+// ---------------------------------------------------------------------------------------------
+
+/// The environment variable that tells a re-executed test binary which scenario to run.
+pub const CHILD_ENV: &str = "WEFT_TEST_CHILD";
+
+/// True when this process is a child started by [`run_child`] for `scenario`. Core dumps are
+/// then disabled, since some scenarios end in `abort()` on purpose.
+pub fn is_child(scenario: &str) -> bool {
+    if std::env::var(CHILD_ENV).ok().as_deref() != Some(scenario) {
+        return false;
+    }
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads the struct we pass; prctl(PR_SET_DUMPABLE, 0) takes no pointers.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    true
+}
+
+/// What a child run produced.
+#[derive(Debug)]
+pub struct ChildOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for ChildOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "child {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Re-runs this test binary as `<exe> --exact <test> --nocapture --test-threads=1` with
+/// `WEFT_TEST_CHILD=<scenario>` and `envs`, and waits up to `timeout` for it. A child that
+/// outlives the timeout is killed with SIGKILL and the call panics with its output.
+pub fn run_child(
+    test: &str,
+    scenario: &str,
+    envs: &[(&str, &str)],
+    timeout: Duration,
+) -> ChildOutput {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, scenario)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("spawn the child test process");
+    let pid = child.id();
+    let stdout = drain(child.stdout.take().expect("child stdout"));
+    let stderr = drain(child.stderr.take().expect("child stderr"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(timeout) {
+        Ok(status) => status.expect("wait for the child"),
+        Err(_) => {
+            // SAFETY: kill(2) on the pid of the child we spawned and have not reaped yet.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            let status = rx
+                .recv()
+                .expect("child waiter")
+                .expect("wait for the killed child");
+            let out = ChildOutput {
+                status,
+                stdout: join_drain(stdout),
+                stderr: join_drain(stderr),
+            };
+            panic!("child scenario '{scenario}' still running after {timeout:?}; killed it\n{out}");
+        }
+    };
+    ChildOutput {
+        status,
+        stdout: join_drain(stdout),
+        stderr: join_drain(stderr),
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+fn join_drain(handle: std::thread::JoinHandle<String>) -> String {
+    handle
+        .join()
+        .unwrap_or_else(|_| "(reader thread panicked)".to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------------------------
+
+/// The `p`-th percentile (0..=100) of sorted `values`, nearest-rank.
+pub fn percentile(sorted: &[Duration], p: u32) -> Duration {
+    assert!(!sorted.is_empty(), "percentile of nothing");
+    let rank = (sorted.len() * p as usize).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
