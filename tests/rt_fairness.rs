@@ -66,13 +66,9 @@ impl Shared {
     }
 
     fn player(&self, me: usize) {
-        self.players[me]
-            .set(weft::current())
-            .expect("player slot set twice");
+        self.players[me].set(weft::current()).expect("player slot set twice");
         self.gate();
-        let partner = self.players[1 - me]
-            .get()
-            .expect("partner registered before the gate");
+        let partner = self.players[1 - me].get().expect("partner registered before the gate");
         loop {
             while self.turn.load(Ordering::SeqCst) != me && !self.stop.load(Ordering::SeqCst) {
                 match self.pass {
@@ -84,8 +80,7 @@ impl Shared {
                 break;
             }
             if self.hops.fetch_add(1, Ordering::SeqCst) + 1 == self.steps {
-                self.hog_at_finish
-                    .store(self.hog.load(Ordering::SeqCst), Ordering::SeqCst);
+                self.hog_at_finish.store(self.hog.load(Ordering::SeqCst), Ordering::SeqCst);
                 self.stop.store(true, Ordering::SeqCst);
             }
             self.turn.store(1 - me, Ordering::SeqCst);
@@ -143,36 +138,20 @@ fn fairness(name: &str, mode: Mode, pass: Pass) {
 
 #[test]
 fn fairness_yield_hog_vs_park_pair_pinned() {
-    fairness(
-        "fairness_yield_hog_vs_park_pair_pinned",
-        Mode::Pinned,
-        Pass::ParkUnpark,
-    );
+    fairness("fairness_yield_hog_vs_park_pair_pinned", Mode::Pinned, Pass::ParkUnpark);
 }
 
 #[test]
 fn fairness_yield_hog_vs_park_pair_migrating() {
-    fairness(
-        "fairness_yield_hog_vs_park_pair_migrating",
-        Mode::Migrating,
-        Pass::ParkUnpark,
-    );
+    fairness("fairness_yield_hog_vs_park_pair_migrating", Mode::Migrating, Pass::ParkUnpark);
 }
 
 #[test]
 fn fairness_yield_hog_vs_yield_pair_pinned() {
-    fairness(
-        "fairness_yield_hog_vs_yield_pair_pinned",
-        Mode::Pinned,
-        Pass::Yield,
-    );
+    fairness("fairness_yield_hog_vs_yield_pair_pinned", Mode::Pinned, Pass::Yield);
 }
 
 #[test]
 fn fairness_yield_hog_vs_yield_pair_migrating() {
-    fairness(
-        "fairness_yield_hog_vs_yield_pair_migrating",
-        Mode::Migrating,
-        Pass::Yield,
-    );
+    fairness("fairness_yield_hog_vs_yield_pair_migrating", Mode::Migrating, Pass::Yield);
 }

@@ -28,10 +28,7 @@ fn overflow(name: &str, stack_size: Option<usize>) -> ! {
         builder = builder.stack_size(size);
     }
     let result = builder.spawn(|| recurse(0)).expect("Builder::spawn").join();
-    println!(
-        "UNREACHABLE: the overflowing coroutine was joined: ok = {}",
-        result.is_ok()
-    );
+    println!("UNREACHABLE: the overflowing coroutine was joined: ok = {}", result.is_ok());
     std::process::exit(0);
 }
 
@@ -39,18 +36,9 @@ fn overflow(name: &str, stack_size: Option<usize>) -> ! {
 /// SIGABRT.
 fn expect_overflow_abort(test: &str, scenario: &str, expected: &str) {
     let out = support::run_child(test, scenario, &[], Duration::from_secs(120));
-    assert!(
-        !out.status.success(),
-        "the child exited 0 after overflowing:\n{out}"
-    );
-    assert!(
-        !out.stdout.contains("UNREACHABLE"),
-        "join returned after a stack overflow:\n{out}"
-    );
-    assert!(
-        out.stderr.contains(expected),
-        "stderr lacks {expected:?}:\n{out}"
-    );
+    assert!(!out.status.success(), "the child exited 0 after overflowing:\n{out}");
+    assert!(!out.stdout.contains("UNREACHABLE"), "join returned after a stack overflow:\n{out}");
+    assert!(out.stderr.contains(expected), "stderr lacks {expected:?}:\n{out}");
     assert_eq!(
         out.status.signal(),
         Some(libc::SIGABRT),

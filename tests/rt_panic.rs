@@ -116,11 +116,7 @@ fn stress_panics_are_contained(name: &str, mode: Mode) {
             }
         }
     }
-    assert_eq!(
-        panicked,
-        n / 10,
-        "number of panicked coroutines (seed {seed})"
-    );
+    assert_eq!(panicked, n / 10, "number of panicked coroutines (seed {seed})");
 
     let settled = support::wait_until(Duration::from_secs(10), || {
         let m = rt.metrics();
@@ -131,11 +127,7 @@ fn stress_panics_are_contained(name: &str, mode: Mode) {
         "after joining every coroutine, alive/stacks_in_use did not reach 0: {:#?} (seed {seed})",
         rt.metrics()
     );
-    assert_eq!(
-        rt.metrics().workers.len(),
-        workers,
-        "workers after the panics"
-    );
+    assert_eq!(rt.metrics().workers.len(), workers, "workers after the panics");
 
     wd.note("second round: none panic");
     let handles: Vec<_> = (0..n)
@@ -195,32 +187,18 @@ fn panic_backtrace_on_16k_stack() {
         &[("RUST_BACKTRACE", "1")],
         Duration::from_secs(120),
     );
-    assert_eq!(
-        out.status.signal(),
-        None,
-        "the child died by a signal:\n{out}"
-    );
+    assert_eq!(out.status.signal(), None, "the child died by a signal:\n{out}");
     assert!(
         !out.stderr.contains("overflowed its stack"),
         "the panic overflowed the 16 KiB stack:\n{out}"
     );
-    assert!(
-        out.status.success(),
-        "the child did not exit normally:\n{out}"
-    );
+    assert!(out.status.success(), "the child did not exit normally:\n{out}");
     assert!(
         out.stdout.contains("SMALL-STACK-PANIC-JOINED"),
         "join did not return the payload:\n{out}"
     );
-    assert!(
-        out.stderr.contains(SMALL_STACK_MESSAGE),
-        "the panic message was not printed:\n{out}"
-    );
-    let frames = out
-        .stderr
-        .lines()
-        .filter(|line| is_frame_line(line))
-        .count();
+    assert!(out.stderr.contains(SMALL_STACK_MESSAGE), "the panic message was not printed:\n{out}");
+    let frames = out.stderr.lines().filter(|line| is_frame_line(line)).count();
     assert!(
         out.stderr.contains("stack backtrace") && frames > 0,
         "no backtrace printed ({frames} frame lines):\n{out}"

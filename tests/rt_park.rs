@@ -114,11 +114,7 @@ fn wait_consumed(race: &Race, i: usize) -> bool {
 fn waker_body(race: &Race, w: usize, target: &weft::Coroutine, mut rng: Rng) {
     for i in 1..=race.iterations + 1 {
         if !wait_consumed(race, i - 1) {
-            if race
-                .hung_at
-                .compare_exchange(0, i - 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
+            if race.hung_at.compare_exchange(0, i - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 rescue(race, target);
             }
             return;
@@ -143,9 +139,8 @@ fn rescue(race: &Race, target: &weft::Coroutine) {
         posted.store(usize::MAX, Ordering::Release);
     }
     target.unpark();
-    let freed = support::wait_until(ITERATION_DEADLINE, || {
-        race.consumed.load(Ordering::Acquire) > before
-    });
+    let freed =
+        support::wait_until(ITERATION_DEADLINE, || race.consumed.load(Ordering::Acquire) > before);
     *race.rescue.lock().unwrap_or_else(|e| e.into_inner()) = Some((before, freed));
 }
 
@@ -170,9 +165,8 @@ fn race_phase(
         hung_at: AtomicUsize::new(0),
         rescue: std::sync::Mutex::new(None),
     });
-    let timeouts: Vec<Duration> = (0..iterations)
-        .map(|_| Duration::from_nanos(rng.below(MAX_TINY_TIMEOUT_NS + 1)))
-        .collect();
+    let timeouts: Vec<Duration> =
+        (0..iterations).map(|_| Duration::from_nanos(rng.below(MAX_TINY_TIMEOUT_NS + 1))).collect();
     wd.note(format!(
         "phase {label}: target {target:?}/{wait:?}, wakers {wakers:?}, {iterations} iterations"
     ));
@@ -184,9 +178,7 @@ fn race_phase(
         Side::Coroutine => {
             let race = Arc::clone(&race);
             let handle = rt.spawn(move || target_body(&race, wait, &timeouts));
-            handle_tx
-                .send(handle.coroutine().clone())
-                .expect("send handle");
+            handle_tx.send(handle.coroutine().clone()).expect("send handle");
             Box::new(move || {
                 handle
                     .join()
@@ -199,11 +191,7 @@ fn race_phase(
                 handle_tx.send(weft::current()).expect("send handle");
                 target_body(&race, wait, &timeouts);
             });
-            Box::new(move || {
-                thread
-                    .join()
-                    .map_err(|_| "target thread panicked".to_owned())
-            })
+            Box::new(move || thread.join().map_err(|_| "target thread panicked".to_owned()))
         }
     };
     let target_handle: weft::Coroutine = handle_rx.recv().expect("target handle");
@@ -224,9 +212,7 @@ fn race_phase(
                     let thread =
                         std::thread::spawn(move || waker_body(&race, w, &target, waker_rng));
                     Box::new(move || {
-                        thread
-                            .join()
-                            .map_err(|_| format!("waker thread {w} panicked"))
+                        thread.join().map_err(|_| format!("waker thread {w} panicked"))
                     })
                 }
             }
@@ -259,15 +245,9 @@ fn race_phase(
         iterations,
         "phase {label}: iterations consumed"
     );
-    let (returns, unparks) = (
-        race.park_returns.load(Ordering::SeqCst),
-        race.unparks.load(Ordering::SeqCst),
-    );
-    assert_eq!(
-        unparks,
-        iterations * wakers.len(),
-        "phase {label}: unparks sent"
-    );
+    let (returns, unparks) =
+        (race.park_returns.load(Ordering::SeqCst), race.unparks.load(Ordering::SeqCst));
+    assert_eq!(unparks, iterations * wakers.len(), "phase {label}: unparks sent");
     assert!(
         returns <= unparks,
         "phase {label}: park() returned {returns} times for {unparks} unparks: a wake-up was delivered twice"
@@ -282,15 +262,7 @@ fn race_test(name: &str, mode: Mode, target: Side, wait: TargetWait, phases: &[&
     let rt = support::runtime(2, mode);
     wd.watch_runtime("rt", &rt);
     for (p, wakers) in phases.iter().enumerate() {
-        race_phase(
-            &rt,
-            &wd,
-            &format!("{name}#{p} (seed {seed})"),
-            &mut rng,
-            target,
-            wait,
-            wakers,
-        );
+        race_phase(&rt, &wd, &format!("{name}#{p} (seed {seed})"), &mut rng, target, wait, wakers);
     }
 }
 
@@ -314,10 +286,7 @@ fn stress_two_unparks_race(name: &str, mode: Mode) {
         mode,
         Side::Coroutine,
         TargetWait::Park,
-        &[
-            &[Side::Coroutine, Side::Coroutine],
-            &[Side::Coroutine, Side::Thread],
-        ],
+        &[&[Side::Coroutine, Side::Coroutine], &[Side::Coroutine, Side::Thread]],
     );
 }
 
@@ -360,10 +329,7 @@ fn stress_unpark_races_park_timeout_pinned() {
 
 #[test]
 fn stress_unpark_races_park_timeout_migrating() {
-    stress_unpark_races_park_timeout(
-        "stress_unpark_races_park_timeout_migrating",
-        Mode::Migrating,
-    );
+    stress_unpark_races_park_timeout("stress_unpark_races_park_timeout_migrating", Mode::Migrating);
 }
 
 /// A plain thread parks (`park`, then `park_timeout` + `park`) while a coroutine unparks it.
@@ -377,13 +343,7 @@ fn stress_coroutine_unparks_parked_thread() {
         TargetWait::Park,
         &[&[Side::Coroutine], &[Side::Coroutine, Side::Thread]],
     );
-    race_test(
-        TEST,
-        Mode::Pinned,
-        Side::Thread,
-        TargetWait::TimeoutThenPark,
-        &[&[Side::Coroutine]],
-    );
+    race_test(TEST, Mode::Pinned, Side::Thread, TargetWait::TimeoutThenPark, &[&[Side::Coroutine]]);
 }
 
 /// How long the token tests wait in `park_timeout` before calling the token lost.
@@ -415,10 +375,7 @@ fn unpark_before_park_leaves_a_token() {
     rt.block_on(|| {
         let me = weft::current();
         let unparker = weft::spawn(move || me.unpark());
-        assert!(
-            support::wait_until(TOKEN_WAIT, || unparker.is_finished()),
-            "unparker never ran"
-        );
+        assert!(support::wait_until(TOKEN_WAIT, || unparker.is_finished()), "unparker never ran");
         park_expecting_token("coroutine unparked by another coroutine while running");
     });
 }
@@ -462,10 +419,7 @@ fn park_timeout_waits_its_duration() {
         weft::park_timeout(DUR);
         t0.elapsed()
     });
-    assert!(
-        elapsed >= DUR,
-        "park_timeout in a coroutine returned after {elapsed:?} < {DUR:?}"
-    );
+    assert!(elapsed >= DUR, "park_timeout in a coroutine returned after {elapsed:?} < {DUR:?}");
 
     let long = Duration::from_secs(20);
     let elapsed = rt.block_on(|| {
@@ -484,11 +438,7 @@ fn sleep_on_plain_thread() {
     const DUR: Duration = Duration::from_millis(30);
     let t0 = Instant::now();
     weft::sleep(DUR);
-    assert!(
-        t0.elapsed() >= DUR,
-        "weft::sleep on a thread returned after {:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() >= DUR, "weft::sleep on a thread returned after {:?}", t0.elapsed());
     assert!(!weft::is_coroutine());
 }
 
@@ -496,10 +446,7 @@ fn sleep_on_plain_thread() {
 /// coroutines that are still running when the join starts.
 #[test]
 fn join_from_plain_threads_and_coroutines() {
-    let wd = support::watchdog(
-        "join_from_plain_threads_and_coroutines",
-        Duration::from_secs(60),
-    );
+    let wd = support::watchdog("join_from_plain_threads_and_coroutines", Duration::from_secs(60));
     let rt = support::runtime(2, Mode::Pinned);
     wd.watch_runtime("rt", &rt);
     let nap = || {
@@ -511,10 +458,7 @@ fn join_from_plain_threads_and_coroutines() {
     let from_thread = std::thread::spawn(move || handle.join().expect("join from a plain thread"));
     assert_eq!(from_thread.join().expect("joining thread"), 7);
     let handle = rt.spawn(nap);
-    assert_eq!(
-        rt.block_on(move || handle.join().expect("join from a coroutine")),
-        7
-    );
+    assert_eq!(rt.block_on(move || handle.join().expect("join from a coroutine")), 7);
     // On the default runtime, joined from another plain thread.
     let handle = weft::spawn(nap);
     assert_eq!(
@@ -559,10 +503,7 @@ fn spawn_from_non_runtime_threads() {
             .collect();
         for (t, thread) in threads.into_iter().enumerate() {
             let t = t as u64;
-            assert_eq!(
-                thread.join().expect("spawner thread"),
-                2 * (50 * t * 1000 + 49 * 50 / 2)
-            );
+            assert_eq!(thread.join().expect("spawner thread"), 2 * (50 * t * 1000 + 49 * 50 / 2));
         }
     });
 }

@@ -80,11 +80,7 @@ fn stress_scale_parked_until_unparked() {
     let spawn_time = started.elapsed();
 
     let metrics = rt.metrics();
-    assert!(
-        metrics.alive >= n as u64,
-        "metrics.alive {} < {n} parked coroutines",
-        metrics.alive
-    );
+    assert!(metrics.alive >= n as u64, "metrics.alive {} < {n} parked coroutines", metrics.alive);
     assert!(
         metrics.stacks_in_use >= n,
         "metrics.stacks_in_use {} < {n} parked coroutines",
@@ -165,11 +161,7 @@ fn stress_scale_sleeping() {
         peak.load(Ordering::SeqCst)
     );
     let metrics = rt.metrics();
-    assert!(
-        metrics.alive >= n as u64,
-        "metrics.alive {} < {n} sleeping coroutines",
-        metrics.alive
-    );
+    assert!(metrics.alive >= n as u64, "metrics.alive {} < {n} sleeping coroutines", metrics.alive);
     let per = report_rss(TEST, n, rss_before, rss_asleep);
 
     wd.note(format!("joining {n} sleepers"));

@@ -51,11 +51,8 @@ fn park_and_drop(wd: &Watchdog, mode: Mode, n: usize, cycle: usize) {
     let resumed = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicUsize::new(0));
     for i in 0..n {
-        let (arrived, resumed, dropped) = (
-            Arc::clone(&arrived),
-            Arc::clone(&resumed),
-            Arc::clone(&dropped),
-        );
+        let (arrived, resumed, dropped) =
+            (Arc::clone(&arrived), Arc::clone(&resumed), Arc::clone(&dropped));
         // Detached: the handle is dropped at once.
         let _ = rt.spawn(move || {
             let _guard = DropCount(dropped);
@@ -68,29 +65,21 @@ fn park_and_drop(wd: &Watchdog, mode: Mode, n: usize, cycle: usize) {
             resumed.fetch_add(1, Ordering::SeqCst);
         });
     }
-    let all = support::wait_until(Duration::from_secs(60), || {
-        arrived.load(Ordering::SeqCst) == n
-    });
+    let all = support::wait_until(Duration::from_secs(60), || arrived.load(Ordering::SeqCst) == n);
     assert!(
         all,
         "cycle {cycle}: only {} of {n} coroutines arrived",
         arrived.load(Ordering::SeqCst)
     );
     let metrics = rt.metrics();
-    assert!(
-        metrics.alive >= n as u64,
-        "cycle {cycle}: metrics.alive {} < {n}",
-        metrics.alive
-    );
+    assert!(metrics.alive >= n as u64, "cycle {cycle}: metrics.alive {} < {n}", metrics.alive);
     assert!(
         metrics.stacks_mapped >= n,
         "cycle {cycle}: metrics.stacks_mapped {} < {n}",
         metrics.stacks_mapped
     );
 
-    wd.note(format!(
-        "cycle {cycle}: dropping a runtime with {n} parked coroutines"
-    ));
+    wd.note(format!("cycle {cycle}: dropping a runtime with {n} parked coroutines"));
     let t0 = Instant::now();
     drop(rt);
     let took = t0.elapsed();
@@ -207,24 +196,17 @@ fn join_returns_after_runtime_drop(name: &str, mode: Mode) {
     let blocked = handles.pop().expect("a handle for the blocked thread");
     let blocked_index = N - 2;
     let blocked_join = std::thread::spawn(move || blocked.join());
-    let all = support::wait_until(Duration::from_secs(30), || {
-        arrived.load(Ordering::SeqCst) == N + 1
-    });
-    assert!(
-        all,
-        "only {} of {} coroutines arrived",
-        arrived.load(Ordering::SeqCst),
-        N + 1
-    );
+    let all =
+        support::wait_until(Duration::from_secs(30), || arrived.load(Ordering::SeqCst) == N + 1);
+    assert!(all, "only {} of {} coroutines arrived", arrived.load(Ordering::SeqCst), N + 1);
 
     wd.note("dropping the runtime");
     drop(rt);
     wd.note("joining after the drop");
     match blocked_join.join().expect("blocked joiner thread") {
-        Ok(value) => assert_eq!(
-            value, blocked_index,
-            "value of the coroutine joined across the drop"
-        ),
+        Ok(value) => {
+            assert_eq!(value, blocked_index, "value of the coroutine joined across the drop")
+        }
         Err(_) => panic!(
             "coroutine {blocked_index}, joined across the drop, panicked instead of returning"
         ),
@@ -232,10 +214,7 @@ fn join_returns_after_runtime_drop(name: &str, mode: Mode) {
     for (i, handle) in handles.into_iter().enumerate() {
         match handle.join() {
             Ok(value) => assert_eq!(value, i, "value of cancelled coroutine {i}"),
-            Err(p) => panic!(
-                "cancelled coroutine {i} panicked: {:?}",
-                support::panic_message(&*p)
-            ),
+            Err(p) => panic!("cancelled coroutine {i} panicked: {:?}", support::panic_message(&*p)),
         }
     }
     // The joiner's join was cancelled: whatever it returns, it must return.

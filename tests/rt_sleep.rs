@@ -64,20 +64,11 @@ fn stress_sleepers_never_wake_early() {
     );
 
     lateness.sort();
-    let (p50, p99, max) = (
-        support::percentile(&lateness, 50),
-        support::percentile(&lateness, 99),
-        lateness[n - 1],
-    );
+    let (p50, p99, max) =
+        (support::percentile(&lateness, 50), support::percentile(&lateness, 99), lateness[n - 1]);
     println!("[{TEST}] {n} sleepers of {MIN_SLEEP_MS}-{MAX_SLEEP_MS} ms: lateness p50 {p50:?}, p99 {p99:?}, max {max:?}");
-    assert!(
-        p99 <= SANE_P99_LATENESS,
-        "p99 lateness {p99:?} > {SANE_P99_LATENESS:?} (seed {seed})"
-    );
-    assert!(
-        max <= SANE_MAX_LATENESS,
-        "max lateness {max:?} > {SANE_MAX_LATENESS:?} (seed {seed})"
-    );
+    assert!(p99 <= SANE_P99_LATENESS, "p99 lateness {p99:?} > {SANE_P99_LATENESS:?} (seed {seed})");
+    assert!(max <= SANE_MAX_LATENESS, "max lateness {max:?} > {SANE_MAX_LATENESS:?} (seed {seed})");
 }
 
 /// On one worker, a coroutine that is already sleeping (300 ms) lets another, spawned after
@@ -122,20 +113,12 @@ fn zero_and_short_sleeps() {
     let check = || {
         let t0 = Instant::now();
         weft::sleep(Duration::ZERO);
-        assert!(
-            t0.elapsed() < Duration::from_secs(1),
-            "sleep(0) took {:?}",
-            t0.elapsed()
-        );
+        assert!(t0.elapsed() < Duration::from_secs(1), "sleep(0) took {:?}", t0.elapsed());
         for micros in [1, 10, 100, 1_000, 5_000] {
             let nap = Duration::from_micros(micros);
             let t0 = Instant::now();
             weft::sleep(nap);
-            assert!(
-                t0.elapsed() >= nap,
-                "sleep({nap:?}) returned after {:?}",
-                t0.elapsed()
-            );
+            assert!(t0.elapsed() >= nap, "sleep({nap:?}) returned after {:?}", t0.elapsed());
         }
     };
     check();

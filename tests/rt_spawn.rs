@@ -37,10 +37,7 @@ fn stress_spawn_exactly_once(name: &str, mode: Mode) {
         while start < n {
             let len = (rng.range(1, MAX_WAVE) as usize).min(n - start);
             let yields: Vec<u8> = (0..len).map(|_| rng.below(3) as u8).collect();
-            wd.note(format!(
-                "{workers} workers, wave {wave_no}: indices {start}..{}",
-                start + len
-            ));
+            wd.note(format!("{workers} workers, wave {wave_no}: indices {start}..{}", start + len));
             let spawn_one = |i: usize, yields: u8| {
                 let slots = Arc::clone(&slots);
                 move || {
@@ -87,11 +84,7 @@ fn stress_spawn_exactly_once(name: &str, mode: Mode) {
         assert!(wrong.is_empty(), "slots not run exactly once (index, count): {wrong:?} ({workers} workers, {mode:?}, seed {seed})");
 
         let metrics = rt.metrics();
-        assert_eq!(
-            metrics.workers.len(),
-            workers,
-            "metrics.workers.len() (seed {seed})"
-        );
+        assert_eq!(metrics.workers.len(), workers, "metrics.workers.len() (seed {seed})");
         let finished_all = support::wait_until(Duration::from_secs(10), || {
             let m = rt.metrics();
             m.alive == 0
@@ -134,33 +127,16 @@ fn builder_name_and_small_stack() {
             .expect("unnamed coroutine");
         (handle_name, inside_name, unnamed)
     });
-    assert_eq!(
-        handle_name.as_deref(),
-        Some("worker-7"),
-        "JoinHandle::coroutine().name()"
-    );
-    assert_eq!(
-        inside_name.as_deref(),
-        Some("worker-7"),
-        "current().name() inside"
-    );
+    assert_eq!(handle_name.as_deref(), Some("worker-7"), "JoinHandle::coroutine().name()");
+    assert_eq!(inside_name.as_deref(), Some("worker-7"), "current().name() inside");
     assert_eq!(unnamed, None, "an unnamed coroutine has no name");
 
     for size in [16 * 1024, 1024, 0] {
         let handle = weft::Builder::new()
             .stack_size(size)
-            .spawn(|| {
-                std::hint::black_box([7u8; 2048])
-                    .iter()
-                    .map(|&b| u32::from(b))
-                    .sum::<u32>()
-            })
+            .spawn(|| std::hint::black_box([7u8; 2048]).iter().map(|&b| u32::from(b)).sum::<u32>())
             .unwrap_or_else(|e| panic!("Builder::stack_size({size}).spawn: {e}"));
-        assert_eq!(
-            handle.join().expect("small-stack coroutine"),
-            7 * 2048,
-            "stack_size({size})"
-        );
+        assert_eq!(handle.join().expect("small-stack coroutine"), 7 * 2048, "stack_size({size})");
     }
 }
 
@@ -216,10 +192,7 @@ fn join_handle_is_finished() {
             42
         }
     });
-    assert!(
-        !handle.is_finished(),
-        "is_finished before the coroutine was released"
-    );
+    assert!(!handle.is_finished(), "is_finished before the coroutine was released");
     go.store(true, Ordering::Release);
     handle.coroutine().unpark();
     assert!(
@@ -235,22 +208,14 @@ fn join_handle_is_finished() {
 fn current_id_matches_handle() {
     let _wd = support::watchdog("current_id_matches_handle", Duration::from_secs(60));
     let rt = support::runtime(2, Mode::Pinned);
-    let handles: Vec<_> = (0..200)
-        .map(|_| rt.spawn(|| weft::current().id()))
-        .collect();
+    let handles: Vec<_> = (0..200).map(|_| rt.spawn(|| weft::current().id())).collect();
     let mut seen = HashSet::new();
     for handle in handles {
         let outside = handle.coroutine().id();
         let inside = handle.join().expect("join");
-        assert_eq!(
-            inside, outside,
-            "current().id() inside vs JoinHandle::coroutine().id()"
-        );
+        assert_eq!(inside, outside, "current().id() inside vs JoinHandle::coroutine().id()");
         assert_eq!(inside.as_u64(), outside.as_u64());
-        assert!(
-            seen.insert(inside),
-            "coroutine id {inside:?} handed out twice"
-        );
+        assert!(seen.insert(inside), "coroutine id {inside:?} handed out twice");
     }
 }
 
@@ -259,14 +224,8 @@ fn current_id_matches_handle() {
 fn current_on_plain_threads() {
     let _wd = support::watchdog("current_on_plain_threads", Duration::from_secs(30));
     let a = weft::current().id();
-    assert_eq!(
-        a,
-        weft::current().id(),
-        "current() on one thread changed id"
-    );
-    let b = std::thread::spawn(|| weft::current().id())
-        .join()
-        .expect("thread");
+    assert_eq!(a, weft::current().id(), "current() on one thread changed id");
+    let b = std::thread::spawn(|| weft::current().id()).join().expect("thread");
     assert_ne!(a, b, "two threads got the same current() id");
 }
 
@@ -277,16 +236,11 @@ fn is_coroutine_inside_and_outside() {
     let _wd = support::watchdog("is_coroutine_inside_and_outside", Duration::from_secs(60));
     assert!(!weft::is_coroutine(), "is_coroutine() on the test thread");
     assert!(
-        !std::thread::spawn(weft::is_coroutine)
-            .join()
-            .expect("thread"),
+        !std::thread::spawn(weft::is_coroutine).join().expect("thread"),
         "is_coroutine() on a plain thread"
     );
     let rt = support::runtime(1, Mode::Pinned);
-    assert!(
-        rt.block_on(weft::is_coroutine),
-        "is_coroutine() inside Runtime::block_on"
-    );
+    assert!(rt.block_on(weft::is_coroutine), "is_coroutine() inside Runtime::block_on");
     assert!(
         rt.spawn(weft::is_coroutine).join().expect("join"),
         "is_coroutine() inside Runtime::spawn"
@@ -295,23 +249,15 @@ fn is_coroutine_inside_and_outside() {
         weft::spawn(weft::is_coroutine).join().expect("join"),
         "is_coroutine() inside weft::spawn"
     );
-    assert!(
-        weft::block_on(weft::is_coroutine),
-        "is_coroutine() inside weft::block_on"
-    );
-    assert!(
-        !weft::is_coroutine(),
-        "is_coroutine() on the test thread after block_on"
-    );
+    assert!(weft::block_on(weft::is_coroutine), "is_coroutine() inside weft::block_on");
+    assert!(!weft::is_coroutine(), "is_coroutine() on the test thread after block_on");
 }
 
 /// A spawn from inside a coroutine lands on that coroutine's runtime, not the default one.
 #[test]
 fn spawn_inside_coroutine_uses_current_runtime() {
-    let wd = support::watchdog(
-        "spawn_inside_coroutine_uses_current_runtime",
-        Duration::from_secs(60),
-    );
+    let wd =
+        support::watchdog("spawn_inside_coroutine_uses_current_runtime", Duration::from_secs(60));
     let rt = support::runtime(1, Mode::Pinned);
     wd.watch_runtime("rt", &rt);
     const N: usize = 100;
@@ -332,12 +278,7 @@ fn spawn_inside_coroutine_uses_current_runtime() {
     let counted = support::wait_until(Duration::from_secs(10), || {
         rt.metrics().workers[0].finished > N as u64
     });
-    assert!(
-        counted,
-        "rt finished fewer than {} coroutines: {:#?}",
-        N + 1,
-        rt.metrics()
-    );
+    assert!(counted, "rt finished fewer than {} coroutines: {:#?}", N + 1, rt.metrics());
 }
 
 /// `weft::scope` lets coroutines borrow local data, shared and mutable, and waits for every
@@ -364,9 +305,7 @@ fn scope_borrows_local_data() {
             }
             let named = weft::Builder::new()
                 .name("scoped".to_owned())
-                .spawn_scoped(s, || {
-                    (weft::current().name().map(str::to_owned), data.len())
-                })
+                .spawn_scoped(s, || (weft::current().name().map(str::to_owned), data.len()))
                 .expect("spawn_scoped");
             assert!(
                 named.coroutine().name() == Some("scoped"),
@@ -379,10 +318,7 @@ fn scope_borrows_local_data() {
         });
         assert_eq!(total, 500_500 + 1000, "scope's return value");
         let expected: Vec<u64> = data.chunks(125).map(|c| c.iter().sum()).collect();
-        assert_eq!(
-            sums, expected,
-            "mutable borrows written through scoped coroutines"
-        );
+        assert_eq!(sums, expected, "mutable borrows written through scoped coroutines");
         assert_eq!(
             unjoined.load(Ordering::Relaxed),
             16,
@@ -402,10 +338,7 @@ fn block_on_returns_value() {
     let rt = support::runtime(2, Mode::Pinned);
     let words = ["weft".to_owned(), "warp".to_owned()];
     assert_eq!(rt.block_on(|| words.join("+")), "weft+warp");
-    assert_eq!(
-        weft::block_on(|| words.iter().map(String::len).sum::<usize>()),
-        8
-    );
+    assert_eq!(weft::block_on(|| words.iter().map(String::len).sum::<usize>()), 8);
     let nested = rt.block_on(|| weft::spawn(|| 6 * 7).join().expect("inner join"));
     assert_eq!(nested, 42);
 }
@@ -424,14 +357,6 @@ fn block_on_reraises_panic() {
 
     let err = catch_unwind(|| weft::block_on(|| -> u32 { std::panic::panic_any(0xC0FFEE_u32) }))
         .expect_err("weft::block_on swallowed a panic");
-    assert_eq!(
-        err.downcast_ref::<u32>(),
-        Some(&0xC0FFEE),
-        "payload of weft::block_on's panic"
-    );
-    assert_eq!(
-        weft::block_on(|| 8),
-        8,
-        "default runtime after a panic in block_on"
-    );
+    assert_eq!(err.downcast_ref::<u32>(), Some(&0xC0FFEE), "payload of weft::block_on's panic");
+    assert_eq!(weft::block_on(|| 8), 8, "default runtime after a panic in block_on");
 }

@@ -47,18 +47,12 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 fn configure_may() {
     let config = may::config();
-    config
-        .set_workers(1)
-        .set_stack_size(MAY_STACK_WORDS)
-        .set_pool_capacity(SPAWN_BATCH);
+    config.set_workers(1).set_stack_size(MAY_STACK_WORDS).set_pool_capacity(SPAWN_BATCH);
     config.set_worker_pin(false);
 }
 
 fn weft_runtime(workers: usize) -> weft::Runtime {
-    weft::Runtime::builder()
-        .workers(workers)
-        .build()
-        .expect("build weft runtime")
+    weft::Runtime::builder().workers(workers).build().expect("build weft runtime")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,22 +469,3 @@ criterion_group! {
     targets = yield_round_trip, spawn_join, park_unpark_cross_worker
 }
 criterion_main!(benches);
-#[allow(dead_code, unused)]
-mod weft {
-    pub struct Runtime;
-    pub struct B;
-    impl B { pub fn workers(self, _: usize) -> Self { self } pub fn build(self) -> std::io::Result<Runtime> { Ok(Runtime) } }
-    pub struct JoinHandle<T>(T);
-    impl<T> JoinHandle<T> { pub fn join(self) -> std::thread::Result<T> { unimplemented!() } }
-    impl Runtime {
-        pub fn builder() -> B { B }
-        pub fn block_on<F: FnOnce() -> T + Send, T: Send>(&self, f: F) -> T { unimplemented!() }
-        pub fn spawn<F: FnOnce() -> T + Send + 'static, T: Send + 'static>(&self, f: F) -> JoinHandle<T> { unimplemented!() }
-    }
-    pub fn spawn<F: FnOnce() -> T + Send + 'static, T: Send + 'static>(f: F) -> JoinHandle<T> { unimplemented!() }
-    pub fn yield_now() {}
-    pub fn park() {}
-    #[derive(Clone, Debug)] pub struct Coroutine;
-    impl Coroutine { pub fn unpark(&self) {} }
-    pub fn current() -> Coroutine { Coroutine }
-}

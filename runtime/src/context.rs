@@ -58,7 +58,9 @@ pub(crate) fn set_current_worker(worker: *const Local) {
 /// The weft identity of the calling plain thread.
 #[inline(never)]
 pub(crate) fn current_thread() -> Arc<ThreadInner> {
-    THREAD.with(|t| t.borrow_mut().get_or_insert_with(|| Arc::new(ThreadInner::for_current_thread())).clone())
+    THREAD.with(|t| {
+        t.borrow_mut().get_or_insert_with(|| Arc::new(ThreadInner::for_current_thread())).clone()
+    })
 }
 
 /// Replaces the calling thread's weft identity, returning the previous one.

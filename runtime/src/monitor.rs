@@ -27,7 +27,8 @@ struct Seen {
 
 pub(crate) fn run(shared: &Shared) {
     let now = Instant::now();
-    let mut seen = vec![Seen { switches: 0, coroutine: 0, since: now, reported: false }; shared.remotes.len()];
+    let mut seen =
+        vec![Seen { switches: 0, coroutine: 0, since: now, reported: false }; shared.remotes.len()];
     loop {
         {
             let mut stop = shared.monitor_stop.0.lock();
@@ -52,7 +53,8 @@ pub(crate) fn run(shared: &Shared) {
             }
             seen.reported = true;
             let key = remote.current_key.load(Relaxed);
-            let name = shared.registry.name_of(key, coroutine).unwrap_or_else(|| "<finished>".into());
+            let name =
+                shared.registry.name_of(key, coroutine).unwrap_or_else(|| "<finished>".into());
             log::warn!(
                 "weft: worker {index} has run coroutine '{name}' (id {coroutine}) for {} ms without \
                  switching; calls that block the thread belong in weft::spawn_blocking",

@@ -69,7 +69,8 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
                 f(signal, info, context);
             } else {
                 // SAFETY: without SA_SIGINFO the stored address is a one-argument handler.
-                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(prev.sa_sigaction) };
+                let f: extern "C" fn(libc::c_int) =
+                    unsafe { std::mem::transmute(prev.sa_sigaction) };
                 f(signal);
             }
         }

@@ -40,7 +40,9 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) fn new(shards: usize) -> Registry {
         Registry {
-            shards: (0..shards.clamp(1, 1 << SHARD_BITS)).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
+            shards: (0..shards.clamp(1, 1 << SHARD_BITS))
+                .map(|_| Padded(Mutex::new(Shard::default())))
+                .collect(),
             alive: AtomicU64::new(0),
         }
     }

@@ -440,7 +440,11 @@ impl Shared {
             slabs: Slabs::default(),
             outside_stacks: Mutex::new(StackPool::default()),
             blocking: BlockingPool::new(1),
-            config: Config { stack_size: stack::DEFAULT_STACK_SIZE, migrate: false, max_blocking_threads: 1 },
+            config: Config {
+                stack_size: stack::DEFAULT_STACK_SIZE,
+                migrate: false,
+                max_blocking_threads: 1,
+            },
             shutdown: AtomicBool::new(false),
             workers_may_exit: AtomicBool::new(false),
             spawned_outside: AtomicU64::new(0),

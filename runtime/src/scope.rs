@@ -4,7 +4,9 @@
 use std::io;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+};
 use std::sync::Arc;
 use std::thread;
 
@@ -192,12 +194,16 @@ impl<T> ScopedJoinHandle<'_, T> {
 
 impl std::fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").field("running", &self.data.running.load(Relaxed)).finish_non_exhaustive()
+        f.debug_struct("Scope")
+            .field("running", &self.data.running.load(Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
 impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScopedJoinHandle").field("coroutine", self.coroutine()).finish_non_exhaustive()
+        f.debug_struct("ScopedJoinHandle")
+            .field("coroutine", self.coroutine())
+            .finish_non_exhaustive()
     }
 }

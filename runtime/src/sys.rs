@@ -154,7 +154,11 @@ impl Epoll {
 
     /// Waits for events, at most `timeout` (rounded up to whole milliseconds, so a timer is
     /// never served early), or forever with `None`. `EINTR` reads as zero events.
-    pub(crate) fn wait(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<usize> {
+    pub(crate) fn wait(
+        &self,
+        events: &mut [Event],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
         let ms = match timeout {
             None => -1,
             Some(d) => {
@@ -204,7 +208,8 @@ pub(crate) fn ensure_sigaltstack() -> Option<AltStack> {
     // SAFETY: reading the current alternate stack into a zeroed struct.
     let mut old: libc::stack_t = unsafe { std::mem::zeroed() };
     // SAFETY: a null new stack only queries.
-    if unsafe { libc::sigaltstack(ptr::null(), &mut old) } == 0 && old.ss_flags & libc::SS_DISABLE == 0
+    if unsafe { libc::sigaltstack(ptr::null(), &mut old) } == 0
+        && old.ss_flags & libc::SS_DISABLE == 0
     {
         return None;
     }

@@ -192,7 +192,12 @@ impl ThreadInner {
 
     /// For a job that has not found its thread yet.
     pub(crate) fn unbound(name: Option<String>) -> ThreadInner {
-        ThreadInner { id: CoroutineId::next(), name, state: State::new_running(), thread: OnceLock::new() }
+        ThreadInner {
+            id: CoroutineId::next(),
+            name,
+            state: State::new_running(),
+            thread: OnceLock::new(),
+        }
     }
 
     pub(crate) fn unpark_thread(&self) {

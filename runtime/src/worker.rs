@@ -234,8 +234,12 @@ impl Local {
     }
 
     fn run_task(&self, task: Arc<Task>) {
-        let cancelled = task.state.start_running();
-        // SAFETY: `start_running` made this worker the holder of the RUNNING state.
+        let cancelled = match task.state.resume_from_yield() {
+            Some(cancelled) => cancelled,
+            None => task.state.start_running(),
+        };
+        // SAFETY: this worker popped the task, so it holds the RUNNING state: `start_running`
+        // gave it, or the task yielded and kept it (see `crate::state`).
         let slot = unsafe { task.coro() };
         let coro = slot.as_mut().expect("a queued task has its coroutine");
         if !coro.started() {
@@ -267,10 +271,7 @@ impl Local {
                 Commit::Parked => {}
                 Commit::Requeue => self.push_started(task),
             },
-            CoroutineResult::Yield(Suspend::Yield) => {
-                task.state.yield_now();
-                self.push_started(task);
-            }
+            CoroutineResult::Yield(Suspend::Yield) => self.push_started(task),
             CoroutineResult::Return(()) => self.finish(task),
         }
     }
@@ -370,8 +371,13 @@ impl Local {
             self.searching.set(true);
             return;
         }
+        self.stacks.borrow_mut().trim_idle();
         let remote = self.remote();
-        let timeout = self.timers.borrow_mut().next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = self
+            .timers
+            .borrow_mut()
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
         if remote.unpark.compare_exchange(AWAKE, SLEEPING, SeqCst, SeqCst).is_ok() {
             let counters = &remote.counters;
             bump(&counters.parks, 1);

@@ -74,9 +74,7 @@ pub fn seed_from_env() -> u64 {
         };
         return parsed.unwrap_or_else(|_| panic!("WEFT_SEED={text:?} is not a u64"));
     }
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     Rng::new(nanos ^ (u64::from(std::process::id()) << 32)).next_u64()
 }
 
@@ -174,10 +172,7 @@ impl Watchdog {
             .name(format!("watchdog:{name}"))
             .spawn(move || watcher.watch())
             .expect("spawn the watchdog thread");
-        Watchdog {
-            state,
-            thread: Some(thread),
-        }
+        Watchdog { state, thread: Some(thread) }
     }
 
     /// Reads the seed (see [`seed_from_env`]), prints it, and records it for the dump.
@@ -263,16 +258,11 @@ impl WatchState {
         drop(err);
 
         // Reading metrics may block on a wedged runtime: give it DUMP_GRACE, then abort anyway.
-        let _ = std::thread::Builder::new()
-            .name("watchdog-grace".into())
-            .spawn(|| {
-                std::thread::sleep(DUMP_GRACE);
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "(metrics did not come within {DUMP_GRACE:?})"
-                );
-                std::process::abort();
-            });
+        let _ = std::thread::Builder::new().name("watchdog-grace".into()).spawn(|| {
+            std::thread::sleep(DUMP_GRACE);
+            let _ = writeln!(std::io::stderr(), "(metrics did not come within {DUMP_GRACE:?})");
+            std::process::abort();
+        });
         for (label, rt) in lock(&self.runtimes).iter() {
             let text = match rt.upgrade() {
                 Some(rt) => format!("{:#?}", rt.metrics()),
@@ -396,10 +386,7 @@ pub fn open_fds() -> Vec<String> {
 
 /// The number of memory mappings of this process (lines of `/proc/self/maps`).
 pub fn mappings() -> usize {
-    std::fs::read_to_string("/proc/self/maps")
-        .expect("read /proc/self/maps")
-        .lines()
-        .count()
+    std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps").lines().count()
 }
 
 fn statm_field(index: usize) -> u64 {
@@ -442,10 +429,7 @@ pub fn is_child(scenario: &str) -> bool {
     if std::env::var(CHILD_ENV).ok().as_deref() != Some(scenario) {
         return false;
     }
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: setrlimit reads the struct we pass; prctl(PR_SET_DUMPABLE, 0) takes no pointers.
     unsafe {
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
@@ -505,23 +489,13 @@ pub fn run_child(
         Err(_) => {
             // SAFETY: kill(2) on the pid of the child we spawned and have not reaped yet.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            let status = rx
-                .recv()
-                .expect("child waiter")
-                .expect("wait for the killed child");
-            let out = ChildOutput {
-                status,
-                stdout: join_drain(stdout),
-                stderr: join_drain(stderr),
-            };
+            let status = rx.recv().expect("child waiter").expect("wait for the killed child");
+            let out =
+                ChildOutput { status, stdout: join_drain(stdout), stderr: join_drain(stderr) };
             panic!("child scenario '{scenario}' still running after {timeout:?}; killed it\n{out}");
         }
     };
-    ChildOutput {
-        status,
-        stdout: join_drain(stdout),
-        stderr: join_drain(stderr),
-    }
+    ChildOutput { status, stdout: join_drain(stdout), stderr: join_drain(stderr) }
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
@@ -533,9 +507,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
 }
 
 fn join_drain(handle: std::thread::JoinHandle<String>) -> String {
-    handle
-        .join()
-        .unwrap_or_else(|_| "(reader thread panicked)".to_owned())
+    handle.join().unwrap_or_else(|_| "(reader thread panicked)".to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
