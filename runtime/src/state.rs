@@ -405,7 +405,7 @@ mod tests {
     }
 }
 
-#[cfg(loom)]
+#[cfg(all(loom, test))]
 mod loom_model {
     use super::*;
     use loom::sync::atomic::AtomicUsize;

@@ -234,6 +234,11 @@ impl Local {
     }
 
     fn run_task(&self, task: Arc<Task>) {
+        // However the task was found, a searcher stops searching before it runs anything, or
+        // it would keep counting as the searcher that makes notifiers skip waking a sleeper.
+        if self.searching.get() {
+            self.stop_searching();
+        }
         let cancelled = match task.state.resume_from_yield() {
             Some(cancelled) => cancelled,
             None => task.state.start_running(),
@@ -306,8 +311,8 @@ impl Local {
         self.shared.retire(&task);
     }
 
-    /// Steals if the searching rules allow. A worker that finds work stops searching, and if
-    /// it was the last searcher, wakes another to take over.
+    /// Steals if the searching rules allow. A worker that finds work stops searching when it
+    /// runs it (see `run_task`).
     fn search(&self) -> Option<Arc<Task>> {
         if !self.searching.get() {
             if !self.shared.idle.try_start_searching() {
@@ -315,14 +320,16 @@ impl Local {
             }
             self.searching.set(true);
         }
-        let task = self.steal();
-        if task.is_some() {
-            self.searching.set(false);
-            if self.shared.idle.stop_searching() {
-                self.shared.notify_stealable();
-            }
+        self.steal()
+    }
+
+    /// Leaves the searching state; the last searcher to find work wakes another to take over
+    /// (rule 3 of `crate::idle`).
+    fn stop_searching(&self) {
+        self.searching.set(false);
+        if self.shared.idle.stop_searching() {
+            self.shared.notify_stealable();
         }
-        task
     }
 
     fn steal(&self) -> Option<Arc<Task>> {
