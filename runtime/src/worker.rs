@@ -117,6 +117,10 @@ impl Remote {
 pub(crate) struct Local {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
+    /// `&shared.remotes[index]`, resolved once: the loop reaches it several times a switch.
+    remote: *const Remote,
+    /// `shared.config.migrate`, copied for the same reason.
+    migrate: bool,
     pub(crate) deque: Deque<Arc<Task>>,
     runq: RefCell<VecDeque<Arc<Task>>>,
     timers: RefCell<Timers>,
@@ -130,6 +134,8 @@ impl Local {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, deque: Deque<Arc<Task>>) -> Local {
         Local {
             index,
+            remote: &shared.remotes[index],
+            migrate: shared.config.migrate,
             shared,
             deque,
             runq: RefCell::new(VecDeque::new()),
@@ -142,7 +148,9 @@ impl Local {
     }
 
     fn remote(&self) -> &Remote {
-        &self.shared.remotes[self.index]
+        // SAFETY: points into `self.shared.remotes`, a boxed slice that is never resized and
+        // lives as long as `self.shared`, which this Local holds.
+        unsafe { &*self.remote }
     }
 
     /// The worker loop; returns when the runtime has shut down and no coroutine is left.
@@ -173,6 +181,7 @@ impl Local {
         context::set_current_worker(ptr::null());
     }
 
+    #[inline]
     fn next_task(&self) -> Option<Arc<Task>> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
@@ -256,7 +265,7 @@ impl Local {
             }
             task.home.store(self.index, Relaxed);
             self.remote().counters.alive.fetch_add(1, Relaxed);
-        } else if self.shared.config.migrate {
+        } else if self.migrate {
             let home = task.home.swap(self.index, Relaxed);
             if home != self.index {
                 self.shared.remotes[home].counters.alive.fetch_sub(1, Relaxed);
@@ -282,8 +291,9 @@ impl Local {
     }
 
     /// Queues a started coroutine on this worker.
+    #[inline]
     fn push_started(&self, task: Arc<Task>) {
-        if self.shared.config.migrate {
+        if self.migrate {
             self.deque.push(task);
             self.shared.notify_stealable();
         } else {
@@ -413,7 +423,7 @@ pub(crate) fn schedule(task: Arc<Task>) {
     // which outlives every coroutine and timer that runs on it.
     let local = unsafe { local.as_ref() }.filter(|l| Arc::ptr_eq(&l.shared, &task.shared));
     if let Some(local) = local {
-        if local.shared.config.migrate {
+        if local.migrate {
             local.deque.push(task);
             local.shared.notify_stealable();
             return;
