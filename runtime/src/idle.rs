@@ -23,7 +23,7 @@
 //! The counters pack into one word: searching workers in the low half, awake workers in the
 //! high half.
 
-use std::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use parking_lot::Mutex;
 
@@ -65,9 +65,9 @@ impl Idle {
     }
 
     /// Rule 2: picks a sleeper to wake for new stealable work, counting it as awake and
-    /// searching. The caller unparks it.
+    /// searching. The caller unparks it, and has issued a SeqCst fence after pushing the work
+    /// (see the module docs).
     pub(crate) fn notify_one(&self) -> Option<usize> {
-        fence(SeqCst);
         if !self.should_wake() {
             return None;
         }

@@ -22,7 +22,8 @@ use crate::runtime::{current_shared, Shared};
 use crate::scope::ScopeData;
 use crate::stack;
 use crate::state::ParkKind;
-use crate::task::{Coro, Coroutine, Inner, Resume, Task, Waker, Yielder};
+use crate::task::{Coro, Coroutine, CoroutineId, Inner, Resume, Task, Waker, Yielder};
+use crate::worker::Local;
 
 /// The payload `join` returns for a coroutine that never ran because its runtime shut down.
 pub(crate) const CANCELLED: &str = "coroutine cancelled: its runtime shut down before it started";
@@ -328,7 +329,8 @@ where
     };
     let packet = Arc::new(Packet::new(scope));
     let completer = Completer::new(packet.clone());
-    let mut task = Task::new(shared.clone(), name, &stack);
+    let id = local.map_or_else(CoroutineId::next, Local::next_id);
+    let mut task = Task::new(shared.clone(), id, name, &stack);
     let body = move |yielder: &Yielder, _first: Resume| {
         let me = context::current_task_ptr();
         // SAFETY: the worker sets the current task before resuming, so `me` is this task.
@@ -342,21 +344,21 @@ where
     let coro = unsafe { Coro::with_stack_unchecked(stack, body) };
     task.set_coro(coro);
     let task = Arc::new(task);
-    let coroutine = Coroutine { inner: Inner::Task(task.clone()) };
+    let handle = task.clone();
     match local {
         Some(local) => {
-            shared.register(local.index, &task);
+            shared.registry.insert(local.index, &task);
             bump(&shared.remotes[local.index].counters.spawned, 1);
             local.deque.push(task);
         }
         None => {
-            shared.register(shared.outside_shard(), &task);
+            shared.registry.insert(shared.outside_shard(), &task);
             shared.spawned_outside.fetch_add(1, Relaxed);
             shared.injector.push(task);
         }
     }
-    shared.notify_stealable();
-    Ok(JoinInner::new(packet, coroutine))
+    shared.spawned(&handle);
+    Ok(JoinInner::new(packet, Coroutine { inner: Inner::Task(handle) }))
 }
 
 /// Runs `f` on the runtime's bounded pool of threads for calls that can only block a thread

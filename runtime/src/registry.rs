@@ -4,7 +4,7 @@
 //! Sharded by worker, so spawns on different workers take different locks; a task remembers
 //! its key and removes itself when it finishes, from whichever worker that happens on.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -27,14 +27,15 @@ impl<T> std::ops::Deref for Padded<T> {
 struct Shard {
     slots: Vec<Option<Arc<Task>>>,
     free: Vec<usize>,
+    live: usize,
 }
 
 const SHARD_BITS: u32 = 16;
 
-/// The live tasks of one runtime.
+/// The live tasks of one runtime. Each shard counts its own tasks under its lock, so spawns
+/// on different workers share no counter.
 pub(crate) struct Registry {
     shards: Box<[Padded<Mutex<Shard>>]>,
-    alive: AtomicU64,
 }
 
 impl Registry {
@@ -43,7 +44,6 @@ impl Registry {
             shards: (0..shards.clamp(1, 1 << SHARD_BITS))
                 .map(|_| Padded(Mutex::new(Shard::default())))
                 .collect(),
-            alive: AtomicU64::new(0),
         }
     }
 
@@ -61,26 +61,26 @@ impl Registry {
                 shard.slots.len() - 1
             }
         };
+        shard.live += 1;
         drop(shard);
         task.registry_key.store((slot << SHARD_BITS) | shard_index, Relaxed);
-        self.alive.fetch_add(1, Relaxed);
     }
 
-    /// Removes a finished task. Returns how many remain.
-    pub(crate) fn remove(&self, task: &Task) -> u64 {
+    /// Removes a finished task.
+    pub(crate) fn remove(&self, task: &Task) {
         let key = task.registry_key.load(Relaxed);
         let (slot, shard_index) = (key >> SHARD_BITS, key & ((1 << SHARD_BITS) - 1));
         let mut shard = self.shards[shard_index].lock();
         let removed = shard.slots[slot].take();
         shard.free.push(slot);
+        shard.live -= 1;
         drop(shard);
         debug_assert!(removed.is_some_and(|t| std::ptr::eq(&*t, task)));
-        self.alive.fetch_sub(1, Relaxed) - 1
     }
 
-    /// Live tasks now.
+    /// Live tasks now (each shard as of the moment it is read).
     pub(crate) fn alive(&self) -> u64 {
-        self.alive.load(Relaxed)
+        self.shards.iter().map(|s| s.lock().live as u64).sum()
     }
 
     /// Every live task, as of some moment during the call.

@@ -76,24 +76,34 @@ impl Shared {
         self.workers_may_exit.load(SeqCst) && self.registry.alive() == 0
     }
 
-    /// Registers a new task; cancels it at once if shutdown has begun (step 1).
-    pub(crate) fn register(&self, shard: usize, task: &Arc<Task>) {
-        self.registry.insert(shard, task);
+    /// Called once a new task is registered and queued: cancels it if shutdown has begun
+    /// (step 1), and wakes a worker to steal it if the rules of `idle` call for it. One SeqCst
+    /// fence serves both checks: each is the second half of a store-then-load pair whose other
+    /// half (the shutdown store; a searcher's count decrement) is SeqCst too.
+    pub(crate) fn spawned(&self, task: &Task) {
         fence(SeqCst);
         if self.shutdown.load(SeqCst) {
             let _ = task.state.cancel();
         }
+        self.wake_for_stealable();
     }
 
     /// Removes a finished task; the last one during shutdown releases the workers.
     pub(crate) fn retire(&self, task: &Task) {
-        if self.registry.remove(task) == 0 && self.workers_may_exit.load(SeqCst) {
+        self.registry.remove(task);
+        if self.workers_may_exit.load(SeqCst) && self.registry.alive() == 0 {
             self.unpark_all();
         }
     }
 
     /// Wakes a sleeping worker for new stealable work, if the rules of `idle` call for it.
     pub(crate) fn notify_stealable(&self) {
+        fence(SeqCst);
+        self.wake_for_stealable();
+    }
+
+    /// [`Shared::notify_stealable`] for a caller that has just issued the SeqCst fence.
+    fn wake_for_stealable(&self) {
         if let Some(worker) = self.idle.notify_one() {
             self.remotes[worker].unpark();
         }
@@ -396,8 +406,8 @@ impl Builder {
             injector: Injector::new(),
             idle: Idle::new(workers),
             registry: Registry::new(workers + 1),
-            slabs: Slabs::default(),
-            outside_stacks: Mutex::new(StackPool::default()),
+            slabs: Slabs::new(workers + 1),
+            outside_stacks: Mutex::new(StackPool::new(workers)),
             blocking: BlockingPool::new(config.max_blocking_threads),
             config,
             shutdown: AtomicBool::new(false),
@@ -437,8 +447,8 @@ impl Shared {
             injector: Injector::new(),
             idle: Idle::new(1),
             registry: Registry::new(2),
-            slabs: Slabs::default(),
-            outside_stacks: Mutex::new(StackPool::default()),
+            slabs: Slabs::new(2),
+            outside_stacks: Mutex::new(StackPool::new(1)),
             blocking: BlockingPool::new(1),
             config: Config {
                 stack_size: stack::DEFAULT_STACK_SIZE,

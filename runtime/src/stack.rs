@@ -27,11 +27,12 @@
 //! 10k batch ten times slower.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
 
 use corosensei::stack::{Stack, StackPointer};
 use parking_lot::Mutex;
 
+use crate::registry::Padded;
 use crate::sys;
 
 /// The smallest stack a coroutine may ask for.
@@ -110,14 +111,33 @@ unsafe impl Stack for PooledStack {
 }
 
 /// Every slab a runtime mapped, for unmapping when it drops, and the stack counters.
-#[derive(Debug, Default)]
+///
+/// Stacks in use are counted per pool, each count on its own cache line and written only by
+/// its pool's owner: a stack taken on one worker and returned on another would make one shared
+/// counter bounce between cores on every spawn. A pool's count may go negative; the sum is
+/// right.
+#[derive(Debug)]
 pub(crate) struct Slabs {
     regions: Mutex<Vec<(usize, usize)>>,
     mapped: AtomicUsize,
-    in_use: AtomicUsize,
+    taken: Box<[Padded<AtomicIsize>]>,
 }
 
 impl Slabs {
+    /// Slabs for `pools` stack pools, numbered from 0.
+    pub(crate) fn new(pools: usize) -> Slabs {
+        Slabs {
+            regions: Mutex::new(Vec::new()),
+            mapped: AtomicUsize::new(0),
+            taken: (0..pools).map(|_| Padded::default()).collect(),
+        }
+    }
+
+    fn count(&self, pool: usize, delta: isize) {
+        let slot = &self.taken[pool];
+        slot.store(slot.load(Relaxed) + delta, Relaxed);
+    }
+
     /// Stacks carved so far (in use plus pooled).
     pub(crate) fn mapped(&self) -> usize {
         self.mapped.load(Relaxed)
@@ -125,7 +145,7 @@ impl Slabs {
 
     /// Stacks held by coroutines now.
     pub(crate) fn in_use(&self) -> usize {
-        self.in_use.load(Relaxed)
+        self.taken.iter().map(|t| t.load(Relaxed)).sum::<isize>().max(0) as usize
     }
 
     /// Maps a slab of stacks of `size` usable bytes and carves it into `out`.
@@ -181,7 +201,7 @@ impl Slabs {
 
 impl Drop for Slabs {
     fn drop(&mut self) {
-        self.release(&mut StackPool::default());
+        self.release(&mut StackPool::new(0));
     }
 }
 
@@ -206,9 +226,11 @@ fn map_count_error(e: io::Error) -> io::Error {
 
 /// Free stacks, grouped by size class. One per worker, plus one shared pool behind a lock for
 /// spawns from threads outside the runtime.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct StackPool {
     classes: Vec<Class>,
+    /// This pool's slot in [`Slabs`]' counts.
+    slot: usize,
 }
 
 /// The free stacks of one size, used as a stack (LIFO): the most recently returned, whose
@@ -221,6 +243,12 @@ struct Class {
 }
 
 impl StackPool {
+    /// An empty pool counting its stacks in slot `slot` of the runtime's [`Slabs`]. Only
+    /// one thread at a time uses a pool (a worker, or whoever holds the outside pool's lock).
+    pub(crate) fn new(slot: usize) -> StackPool {
+        StackPool { classes: Vec::new(), slot }
+    }
+
     /// A stack of at least `size` usable bytes (already a size class).
     pub(crate) fn get(&mut self, slabs: &Slabs, size: usize) -> io::Result<PooledStack> {
         let class = self.class(size);
@@ -233,13 +261,13 @@ impl StackPool {
         if stack.base - stack.low_water > TRIM_DEPTH {
             stack.trim();
         }
-        slabs.in_use.fetch_add(1, Relaxed);
+        slabs.count(self.slot, 1);
         Ok(stack)
     }
 
     /// Returns a stack no coroutine runs on any more.
     pub(crate) fn put(&mut self, slabs: &Slabs, stack: PooledStack) {
-        slabs.in_use.fetch_sub(1, Relaxed);
+        slabs.count(self.slot, -1);
         self.class(stack.size()).free.push(stack);
     }
 
@@ -286,8 +314,8 @@ mod tests {
 
     #[test]
     fn pool_reuses_and_counts() {
-        let slabs = Slabs::default();
-        let mut pool = StackPool::default();
+        let slabs = Slabs::new(1);
+        let mut pool = StackPool::new(0);
         let a = pool.get(&slabs, DEFAULT_STACK_SIZE).unwrap();
         assert_eq!(a.size(), DEFAULT_STACK_SIZE);
         assert_eq!(a.base % 16, 0);
@@ -305,8 +333,8 @@ mod tests {
 
     #[test]
     fn idle_trim_keeps_the_hot_limit() {
-        let slabs = Slabs::default();
-        let mut pool = StackPool::default();
+        let slabs = Slabs::new(1);
+        let mut pool = StackPool::new(0);
         let stacks: Vec<_> =
             (0..HOT_LIMIT + 100).map(|_| pool.get(&slabs, MIN_STACK_SIZE).unwrap()).collect();
         for s in stacks {
@@ -323,8 +351,8 @@ mod tests {
 
     #[test]
     fn stack_memory_is_writable_down_to_the_guard() {
-        let slabs = Slabs::default();
-        let mut pool = StackPool::default();
+        let slabs = Slabs::new(1);
+        let mut pool = StackPool::new(0);
         let s = pool.get(&slabs, MIN_STACK_SIZE).unwrap();
         let (_, guard_end) = s.guard();
         // SAFETY: both bytes are inside the usable range of a stack nobody runs on.

@@ -54,10 +54,23 @@ pub(crate) const NOT_STARTED: usize = usize::MAX;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CoroutineId(NonZeroU64);
 
+/// The next identifier no one has; workers take them [`ID_BLOCK`] at a time.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Identifiers a worker reserves at once, so spawns on different workers do not contend on
+/// `NEXT_ID`.
+pub(crate) const ID_BLOCK: u64 = 1024;
+
 impl CoroutineId {
     pub(crate) fn next() -> CoroutineId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, Relaxed);
+        CoroutineId::from_u64(NEXT_ID.fetch_add(1, Relaxed))
+    }
+
+    /// Reserves [`ID_BLOCK`] identifiers; returns the first.
+    pub(crate) fn reserve_block() -> u64 {
+        NEXT_ID.fetch_add(ID_BLOCK, Relaxed)
+    }
+
+    pub(crate) fn from_u64(id: u64) -> CoroutineId {
         CoroutineId(NonZeroU64::new(id).expect("coroutine ids never wrap"))
     }
 
@@ -95,10 +108,15 @@ unsafe impl Send for Task {}
 unsafe impl Sync for Task {}
 
 impl Task {
-    pub(crate) fn new(shared: Arc<Shared>, name: Option<String>, stack: &PooledStack) -> Task {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        id: CoroutineId,
+        name: Option<String>,
+        stack: &PooledStack,
+    ) -> Task {
         Task {
             state: State::new_queued(),
-            id: CoroutineId::next(),
+            id,
             name,
             shared,
             home: AtomicUsize::new(NOT_STARTED),

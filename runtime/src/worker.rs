@@ -50,7 +50,7 @@ use crate::runtime::Shared;
 use crate::stack::StackPool;
 use crate::state::Commit;
 use crate::sys::{self, Epoll, Event, EventFd};
-use crate::task::{Resume, Suspend, Task, NOT_STARTED};
+use crate::task::{CoroutineId, Resume, Suspend, Task, ID_BLOCK, NOT_STARTED};
 use crate::timer::Timers;
 
 /// Ticks between looks at the global injector: as Go, for fairness to outside spawns.
@@ -128,6 +128,8 @@ pub(crate) struct Local {
     tick: Cell<u32>,
     searching: Cell<bool>,
     rng: Cell<u64>,
+    /// The rest of this worker's block of coroutine ids: next, end.
+    ids: Cell<(u64, u64)>,
 }
 
 impl Local {
@@ -140,11 +142,23 @@ impl Local {
             deque,
             runq: RefCell::new(VecDeque::new()),
             timers: RefCell::new(Timers::default()),
-            stacks: RefCell::new(StackPool::default()),
+            stacks: RefCell::new(StackPool::new(index)),
             tick: Cell::new(0),
             searching: Cell::new(false),
             rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1)),
+            ids: Cell::new((0, 0)),
         }
+    }
+
+    /// A fresh coroutine id from this worker's block.
+    pub(crate) fn next_id(&self) -> CoroutineId {
+        let (mut next, mut end) = self.ids.get();
+        if next == end {
+            next = CoroutineId::reserve_block();
+            end = next + ID_BLOCK;
+        }
+        self.ids.set((next + 1, end));
+        CoroutineId::from_u64(next)
     }
 
     fn remote(&self) -> &Remote {
