@@ -144,6 +144,65 @@ fn rescue(race: &Race, target: &weft::Coroutine) {
     *race.rescue.lock().unwrap_or_else(|e| e.into_inner()) = Some((before, freed));
 }
 
+/// Waits for a spawned side to finish; `Err` names what panicked.
+type Done = Box<dyn FnOnce() -> Result<(), String>>;
+
+/// Starts the target on `side`; returns its handle (for the wakers) and its completion.
+fn spawn_target(
+    rt: &weft::Runtime,
+    side: Side,
+    race: &Arc<Race>,
+    wait: TargetWait,
+    timeouts: Vec<Duration>,
+) -> (weft::Coroutine, Done) {
+    let race = Arc::clone(race);
+    match side {
+        Side::Coroutine => {
+            let handle = rt.spawn(move || target_body(&race, wait, &timeouts));
+            let target = handle.coroutine().clone();
+            let done: Done = Box::new(move || {
+                handle
+                    .join()
+                    .map_err(|p| format!("target panicked: {:?}", support::panic_message(&*p)))
+            });
+            (target, done)
+        }
+        Side::Thread => {
+            let (handle_tx, handle_rx) = mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                handle_tx.send(weft::current()).expect("send the target's handle");
+                target_body(&race, wait, &timeouts);
+            });
+            let target = handle_rx.recv().expect("the target thread's handle");
+            let done: Done =
+                Box::new(move || thread.join().map_err(|_| "target thread panicked".to_owned()));
+            (target, done)
+        }
+    }
+}
+
+/// Starts waker `w` on `side`.
+fn spawn_waker(
+    rt: &weft::Runtime,
+    side: Side,
+    race: &Arc<Race>,
+    w: usize,
+    target: &weft::Coroutine,
+    rng: Rng,
+) -> Done {
+    let (race, target) = (Arc::clone(race), target.clone());
+    match side {
+        Side::Coroutine => {
+            let handle = rt.spawn(move || waker_body(&race, w, &target, rng));
+            Box::new(move || handle.join().map_err(|_| format!("waker {w} panicked")))
+        }
+        Side::Thread => {
+            let thread = std::thread::spawn(move || waker_body(&race, w, &target, rng));
+            Box::new(move || thread.join().map_err(|_| format!("waker thread {w} panicked")))
+        }
+    }
+}
+
 /// Runs one phase: a target on `target` side waiting as `wait`, and one waker per entry of
 /// `wakers`; then asserts the protocol's invariants.
 fn race_phase(
@@ -172,87 +231,43 @@ fn race_phase(
     ));
     let started = Instant::now();
 
-    // The target, and its handle for the wakers.
-    let (handle_tx, handle_rx) = mpsc::channel();
-    let target_done: Box<dyn FnOnce() -> Result<(), String>> = match target {
-        Side::Coroutine => {
-            let race = Arc::clone(&race);
-            let handle = rt.spawn(move || target_body(&race, wait, &timeouts));
-            handle_tx.send(handle.coroutine().clone()).expect("send handle");
-            Box::new(move || {
-                handle
-                    .join()
-                    .map_err(|p| format!("target panicked: {:?}", support::panic_message(&*p)))
-            })
-        }
-        Side::Thread => {
-            let race = Arc::clone(&race);
-            let thread = std::thread::spawn(move || {
-                handle_tx.send(weft::current()).expect("send handle");
-                target_body(&race, wait, &timeouts);
-            });
-            Box::new(move || thread.join().map_err(|_| "target thread panicked".to_owned()))
-        }
-    };
-    let target_handle: weft::Coroutine = handle_rx.recv().expect("target handle");
-
-    let waker_done: Vec<Box<dyn FnOnce() -> Result<(), String>>> = wakers
+    let (target_handle, target_done) = spawn_target(rt, target, &race, wait, timeouts);
+    let wakers_done: Vec<Done> = wakers
         .iter()
         .enumerate()
-        .map(|(w, side)| -> Box<dyn FnOnce() -> Result<(), String>> {
-            let race = Arc::clone(&race);
-            let target = target_handle.clone();
-            let waker_rng = rng.fork();
-            match side {
-                Side::Coroutine => {
-                    let handle = rt.spawn(move || waker_body(&race, w, &target, waker_rng));
-                    Box::new(move || handle.join().map_err(|_| format!("waker {w} panicked")))
-                }
-                Side::Thread => {
-                    let thread =
-                        std::thread::spawn(move || waker_body(&race, w, &target, waker_rng));
-                    Box::new(move || {
-                        thread.join().map_err(|_| format!("waker thread {w} panicked"))
-                    })
-                }
-            }
-        })
+        .map(|(w, &side)| spawn_waker(rt, side, &race, w, &target_handle, rng.fork()))
         .collect();
+    let errors: Vec<String> =
+        wakers_done.into_iter().chain([target_done]).filter_map(|done| done().err()).collect();
 
-    let mut errors = Vec::new();
-    for done in waker_done {
-        if let Err(e) = done() {
-            errors.push(e);
-        }
-    }
-    if let Err(e) = target_done() {
-        errors.push(e);
-    }
     let hung_at = race.hung_at.load(Ordering::SeqCst);
     let rescue = *race.rescue.lock().unwrap_or_else(|e| e.into_inner());
+    let verdict = match rescue {
+        Some((_, true)) => "one more unpark freed it: the wake-up was lost",
+        _ => "one more unpark did not free it either: the target is stuck elsewhere",
+    };
     assert!(
         hung_at == 0,
-        "phase {label}: iteration {} of {iterations} hung: every waker had posted and unparked, but the target \
-         did not return from park within {ITERATION_DEADLINE:?} (consumed {}); one more unpark {} \
-         => lost wake-up",
-        hung_at + 1,
+        "phase {label}: iteration {hung_at} of {iterations} hung: every waker had posted and \
+         unparked, but the target did not return from park within {ITERATION_DEADLINE:?} \
+         (consumed {}); {verdict}",
         rescue.map_or(0, |r| r.0),
-        if rescue.is_some_and(|r| r.1) { "freed it" } else { "did not free it either" },
     );
     assert!(errors.is_empty(), "phase {label}: {errors:?}");
-    assert_eq!(
-        race.consumed.load(Ordering::SeqCst),
-        iterations,
-        "phase {label}: iterations consumed"
-    );
-    let (returns, unparks) =
-        (race.park_returns.load(Ordering::SeqCst), race.unparks.load(Ordering::SeqCst));
+    let consumed = race.consumed.load(Ordering::SeqCst);
+    assert_eq!(consumed, iterations, "phase {label}: iterations consumed");
+    let returns = race.park_returns.load(Ordering::SeqCst);
+    let unparks = race.unparks.load(Ordering::SeqCst);
     assert_eq!(unparks, iterations * wakers.len(), "phase {label}: unparks sent");
     assert!(
         returns <= unparks,
-        "phase {label}: park() returned {returns} times for {unparks} unparks: a wake-up was delivered twice"
+        "phase {label}: park() returned {returns} times for {unparks} unparks: \
+         a wake-up was delivered twice"
     );
-    eprintln!("[{label}] {iterations} iterations in {:?}; park returned {returns} times for {unparks} unparks", started.elapsed());
+    eprintln!(
+        "[{label}] {iterations} iterations in {:?}; park returned {returns} times for {unparks} unparks",
+        started.elapsed()
+    );
 }
 
 fn race_test(name: &str, mode: Mode, target: Side, wait: TargetWait, phases: &[&[Side]]) {

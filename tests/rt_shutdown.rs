@@ -7,11 +7,12 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use support::{Mode, Watchdog};
+use weft::JoinHandle;
 
 /// Coroutines parked in each shutdown cycle.
 const PARKED: usize = 10_000;
@@ -43,8 +44,8 @@ impl Drop for DropCount {
 /// Spawns `n` detached coroutines that hold a `DropCount` and block once, half in `park()`
 /// and half in `sleep(FOREVER)`; waits until all have arrived; checks the metrics; drops the
 /// runtime and asserts the drop took under `DROP_LIMIT` and every coroutine resumed and
-/// dropped its guard.
-fn park_and_drop(wd: &Watchdog, mode: Mode, n: usize, cycle: usize) {
+/// dropped its guard. Returns how long the drop took.
+fn park_and_drop(wd: &Watchdog, mode: Mode, n: usize, cycle: usize) -> Duration {
     let rt = support::runtime(2, mode);
     wd.watch_runtime(&format!("cycle {cycle}"), &rt);
     let arrived = Arc::new(AtomicUsize::new(0));
@@ -97,6 +98,7 @@ fn park_and_drop(wd: &Watchdog, mode: Mode, n: usize, cycle: usize) {
         n,
         "cycle {cycle}: coroutine stacks unwound (guards dropped) on drop"
     );
+    took
 }
 
 /// Repeats [`park_and_drop`] with `PARKED` coroutines; after each cycle the open fds equal
@@ -111,11 +113,9 @@ fn stress_drop_with_parked_coroutines(name: &str, mode: Mode) {
     // arenas, the panic machinery) is in the baseline.
     park_and_drop(&wd, mode, 100, 0);
     let (fds0, maps0, vm0) = (support::open_fds(), support::mappings(), support::vm_size());
-    let mut slowest = Duration::ZERO;
+    let mut slowest_drop = Duration::ZERO;
     for cycle in 1..=cycles {
-        let t0 = Instant::now();
-        park_and_drop(&wd, mode, PARKED, cycle);
-        slowest = slowest.max(t0.elapsed());
+        slowest_drop = slowest_drop.max(park_and_drop(&wd, mode, PARKED, cycle));
         let fds = support::open_fds();
         let new: Vec<_> = fds.iter().filter(|fd| !fds0.contains(fd)).collect();
         assert!(
@@ -139,7 +139,7 @@ fn stress_drop_with_parked_coroutines(name: &str, mode: Mode) {
         done.fetch_add(1, Ordering::SeqCst);
     }
     println!(
-        "[{name}] {cycles} cycles of {PARKED} parked coroutines; slowest cycle {slowest:?}; fds {}, maps {} (baseline {maps0}), VmSize {} MiB (baseline {} MiB)",
+        "[{name}] {cycles} cycles of {PARKED} parked coroutines; slowest drop {slowest_drop:?}; fds {}, maps {} (baseline {maps0}), VmSize {} MiB (baseline {} MiB)",
         fds0.len(),
         support::mappings(),
         support::vm_size() >> 20,
@@ -231,25 +231,79 @@ fn join_returns_after_runtime_drop_migrating() {
     join_returns_after_runtime_drop("join_returns_after_runtime_drop_migrating", Mode::Migrating);
 }
 
-/// A runtime dropped right after spawning from outside (most coroutines not yet started):
-/// every `join` returns, with the coroutine's value if it ran.
+/// How long a blocker keeps its worker after the test thread starts the drop, unless the
+/// canary finishes first. The API shows no "cancellation done" event; this keeps the queued
+/// coroutines unstarted while the drop cancels them.
+const HOLD_AFTER_DROP: Duration = Duration::from_millis(300);
+
+/// Coroutines still queued, never started, when the runtime is dropped: every `join` returns
+/// (with the value, if the coroutine ran after all).
+///
+/// Both workers are held by blockers that spin without yielding, so the `N` coroutines spawned
+/// next stay queued. A blocker lets go once a queued canary's handle reports finished (a
+/// cancellation may do that at once), or `HOLD_AFTER_DROP` after the test thread started the
+/// drop.
 fn join_returns_for_coroutines_unstarted_at_drop(name: &str, mode: Mode) {
     const N: usize = 2_000;
+    const WORKERS: usize = 2;
     let _serial = support::serial();
     let wd = support::watchdog(name, Duration::from_secs(60));
-    let rt = support::runtime(2, mode);
+    let rt = support::runtime(WORKERS, mode);
+    let holding = wd.counter("blockers holding a worker");
+    let dropping = Arc::new(AtomicBool::new(false));
+    let canary: Arc<OnceLock<JoinHandle<()>>> = Arc::new(OnceLock::new());
+    let blockers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (holding, canary) = (Arc::clone(&holding), Arc::clone(&canary));
+            let dropping = Arc::clone(&dropping);
+            rt.spawn(move || {
+                holding.fetch_add(1, Ordering::SeqCst);
+                let mut drop_seen: Option<Instant> = None;
+                loop {
+                    if canary.get().is_some_and(JoinHandle::is_finished) {
+                        return true;
+                    }
+                    match drop_seen {
+                        Some(t) if t.elapsed() >= HOLD_AFTER_DROP => return false,
+                        None if dropping.load(Ordering::SeqCst) => drop_seen = Some(Instant::now()),
+                        _ => std::hint::spin_loop(),
+                    }
+                }
+            })
+        })
+        .collect();
+    let both =
+        support::wait_until(Duration::from_secs(30), || holding.load(Ordering::SeqCst) == WORKERS);
+    assert!(both, "the blockers did not both start");
     let handles: Vec<_> = (0..N).map(|i| rt.spawn(move || i)).collect();
+    assert!(canary.set(rt.spawn(|| ())).is_ok(), "canary set twice");
+
     wd.note("dropping the runtime");
+    dropping.store(true, Ordering::SeqCst);
     drop(rt);
     wd.note("joining after the drop");
     let mut ran = 0;
     for (i, handle) in handles.into_iter().enumerate() {
-        if let Ok(value) = handle.join() {
-            assert_eq!(value, i, "value of coroutine {i}");
-            ran += 1;
+        match handle.join() {
+            Ok(value) => {
+                assert_eq!(value, i, "value of coroutine {i}");
+                ran += 1;
+            }
+            Err(payload) => {
+                let message = support::panic_message(&*payload).unwrap_or("<not a string>");
+                assert!(
+                    message.contains("cancelled") && message.contains("shut down"),
+                    "coroutine {i} failed with {message:?} instead of the cancellation"
+                );
+            }
         }
     }
-    println!("[{name}] {ran} of {N} coroutines ran before the drop cancelled the rest");
+    let released =
+        blockers.into_iter().map(JoinHandle::join).filter(|r| matches!(r, Ok(true))).count();
+    println!(
+        "[{name}] {ran} of {N} queued coroutines ran, the rest were cancelled; \
+         {released} of {WORKERS} blockers released by the canary (the rest by the hold)"
+    );
 }
 
 #[test]
