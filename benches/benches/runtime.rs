@@ -1,11 +1,15 @@
 //! Micro-benchmarks of the weft runtime against its peers, each group measuring every peer in
 //! the same run.
 //!
-//! | group                      | weft                                   | peers                                      |
-//! |----------------------------|----------------------------------------|--------------------------------------------|
-//! | `yield_round_trip`         | 2 coroutines, 1 worker, `yield_now`    | corosensei pair (floor), deque + corosensei loop, may (1 worker) |
-//! | `spawn_join`               | 10,000 empty coroutines, 1 worker      | may (1 worker), std threads (batch of 100) |
-//! | `park_unpark_cross_worker` | 2 coroutines on 2 workers, park/unpark | 2 std threads, park/unpark                 |
+//! ```text
+//! group                     weft                                    peers
+//! yield_round_trip          2 coroutines, 1 worker, yield_now       corosensei pair (the floor),
+//!                                                                   deque + corosensei loop,
+//!                                                                   may (1 worker)
+//! spawn_join                10,000 empty coroutines, 1 worker       may (1 worker),
+//!                                                                   std threads (batches of 100)
+//! park_unpark_cross_worker  2 coroutines on 2 workers, park/unpark  2 std threads, park/unpark
+//! ```
 //!
 //! What one iteration is:
 //!
@@ -26,7 +30,7 @@
 
 use std::cell::OnceCell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -78,21 +82,20 @@ fn finish_bare(mut co: Bare) {
 /// What the yield and spawn cases need of a runtime.
 trait Scheduler {
     const NAME: &'static str;
-    /// Spawns `f` from the calling thread; returns a closure that joins it.
-    fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Box<dyn FnOnce() -> T>;
+    /// Runs `f` as a coroutine and waits for it, from a plain thread.
+    fn block_on<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T;
+    /// Spawns `f` from inside a coroutine; returns a closure that joins it.
+    fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Box<dyn FnOnce() -> T>;
     fn yield_now();
 }
 
 impl Scheduler for weft::Runtime {
     const NAME: &'static str = "weft";
-    fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Box<dyn FnOnce() -> T> {
-        let handle = weft::Runtime::spawn(self, f);
+    fn block_on<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        weft::Runtime::block_on(self, f)
+    }
+    fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Box<dyn FnOnce() -> T> {
+        let handle = weft::spawn(f);
         Box::new(move || handle.join().expect("weft coroutine panicked"))
     }
     fn yield_now() {
@@ -105,10 +108,12 @@ struct May;
 
 impl Scheduler for May {
     const NAME: &'static str = "may";
-    fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Box<dyn FnOnce() -> T> {
+    fn block_on<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        May::spawn(f)()
+    }
+    fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Box<dyn FnOnce() -> T> {
+        // `go!` is may's unsafe `spawn` behind a safe face. Its conditions (no thread-local
+        // storage, stay within the stack) hold for every closure this file passes in.
         let handle = may::go!(f);
         Box::new(move || handle.join().expect("may coroutine panicked"))
     }
@@ -117,32 +122,69 @@ impl Scheduler for May {
     }
 }
 
-/// Two coroutines, both spawned from outside the runtime (so both start from the same queue),
-/// each yielding `iters` times. A times its own loop, which covers B's yields as well: A's last
-/// yield returns only after B's last-but-one, and the loops are in lockstep.
+/// Runs `a` and `b` as two coroutines that are in the scheduler's run queue together before
+/// either is timed; returns `a`'s result.
+///
+/// 1. A parent coroutine spawns A, then B, and joins them. may puts both spawns in its global
+///    queue and, once the parent parks, moves both to its local queue at once; weft puts both in
+///    the worker's deque of unstarted coroutines.
+/// 2. A yields until B has started, and B yields once after saying so. weft serves its deque
+///    and its queue of started coroutines alternately, so B starts within a yield or two.
+///
+/// Both spawns must come from one coroutine: a coroutine that yields in may's local queue
+/// starves its global queue, so A spawned from outside could yield forever before B arrived.
+fn run_pair<S: Scheduler, T: Send + 'static>(
+    sched: &S,
+    a: impl FnOnce() -> T + Send + 'static,
+    b: impl FnOnce() + Send + 'static,
+) -> T {
+    sched.block_on(move || {
+        // Relaxed: a flag that publishes nothing else, read in a loop.
+        let b_started = Arc::new(AtomicBool::new(false));
+        let b_started2 = b_started.clone();
+        let a = S::spawn(move || {
+            while !b_started.load(Ordering::Relaxed) {
+                S::yield_now();
+            }
+            a()
+        });
+        let b = S::spawn(move || {
+            b_started2.store(true, Ordering::Relaxed);
+            // Hand the turn to A, which now sees the flag and starts.
+            S::yield_now();
+            b()
+        });
+        let result = a();
+        b();
+        result
+    })
+}
+
+/// Two coroutines each yielding `iters` times. A times its own loop, which covers B's yields as
+/// well: the loops run in lockstep, and A's last yield returns after B's last yield.
 fn yield_pair<S: Scheduler>(sched: &S, iters: u64) -> Duration {
-    let a = sched.spawn(move || {
-        let start = Instant::now();
-        for _ in 0..iters {
-            S::yield_now();
-        }
-        start.elapsed()
-    });
-    let b = sched.spawn(move || {
-        for _ in 0..iters {
-            S::yield_now();
-        }
-    });
-    let elapsed = a();
-    b();
-    elapsed
+    run_pair(
+        sched,
+        move || {
+            let start = Instant::now();
+            for _ in 0..iters {
+                S::yield_now();
+            }
+            start.elapsed()
+        },
+        move || {
+            for _ in 0..iters {
+                S::yield_now();
+            }
+        },
+    )
 }
 
 /// Runs a logged `yield_pair` and warns when the two did not alternate, as a scheduler that
-/// runs the yielder again at once (a LIFO slot, or a local queue served before the one B waits
-/// in) would do: then the case would not measure a round trip.
+/// runs the yielder again at once (a LIFO slot, say) would do: then the case would not measure
+/// a round trip.
 fn check_alternation<S: Scheduler>(sched: &S) {
-    const YIELDS: usize = 100;
+    const YIELDS: usize = 1000;
     let log = Arc::new(Mutex::new(Vec::with_capacity(2 * YIELDS)));
     let logged = |id: u8, log: Arc<Mutex<Vec<u8>>>| {
         move || {
@@ -152,10 +194,7 @@ fn check_alternation<S: Scheduler>(sched: &S) {
             }
         }
     };
-    let a = sched.spawn(logged(0, log.clone()));
-    let b = sched.spawn(logged(1, log.clone()));
-    a();
-    b();
+    run_pair(sched, logged(0, log.clone()), logged(1, log.clone()));
     let log = log.lock().unwrap();
     let switches = log.windows(2).filter(|w| w[0] != w[1]).count();
     if switches + 1 < log.len() {
@@ -182,10 +221,12 @@ fn yield_round_trip(c: &mut Criterion) {
         finish_bare(z);
     });
 
+    // The queue holds boxed coroutines, as a scheduler holds pointers to tasks: moving the
+    // coroutine struct itself through the deque would add copies no scheduler makes.
     group.bench_function("deque_corosensei_loop", |b| {
         let queue = Worker::new_fifo();
-        queue.push(bare_yielder());
-        queue.push(bare_yielder());
+        queue.push(Box::new(bare_yielder()));
+        queue.push(Box::new(bare_yielder()));
         b.iter(|| {
             for _ in 0..2 {
                 let mut co = queue.pop().expect("two coroutines are queued");
@@ -196,7 +237,7 @@ fn yield_round_trip(c: &mut Criterion) {
             }
         });
         while let Some(co) = queue.pop() {
-            finish_bare(co);
+            finish_bare(*co);
         }
     });
 
@@ -255,13 +296,13 @@ fn spawn_join(c: &mut Criterion) {
 
     group.bench_function("may_1_worker", |b| {
         b.iter_custom(|iters| {
-            May.spawn(move || {
+            May.block_on(move || {
                 let start = Instant::now();
                 for _ in 0..iters {
                     let mut handles = Vec::with_capacity(SPAWN_BATCH);
                     for _ in 0..SPAWN_BATCH {
-                        // SAFETY: the closure captures nothing and touches no thread-local
-                        // state, which is all may's `spawn` asks of it.
+                        // SAFETY: may asks that the coroutine touch no thread-local storage
+                        // and fit its stack; an empty closure does neither.
                         handles.push(unsafe { may::coroutine::spawn(|| {}) });
                     }
                     for handle in handles {
@@ -269,7 +310,7 @@ fn spawn_join(c: &mut Criterion) {
                     }
                 }
                 start.elapsed()
-            })()
+            })
         })
     });
 

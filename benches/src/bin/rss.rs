@@ -230,6 +230,8 @@ fn measure_may(args: &Args) {
         // may fills its pool when its scheduler starts: keep those stacks out of the baseline.
         .set_pool_capacity(1);
     config.set_worker_pin(false);
+    // `go!` is may's unsafe `spawn` behind a safe face; these coroutines use no thread-local
+    // storage and little stack, as may asks.
     may::go!(|| ()).join().expect("may warm-up coroutine");
     let before = Memory::read();
 
