@@ -522,3 +522,101 @@ fn spawn_from_non_runtime_threads() {
         }
     });
 }
+
+/// Pins a lost wake-up: when the target already held a stale unpark token, `unpark` found the
+/// token set and wrote nothing to the state word, so the flag stored before it travelled with
+/// no release; the target consumed the old token, re-read the stale flag, and parked for good.
+/// A ping-pong by park/unpark between two workers hit it within a few hundred rounds. The race
+/// is timing-bound: with the bug back, this test caught it in about half of its runs; the loom
+/// model `unpark_with_a_stale_token_is_not_lost` in the runtime's state module catches it
+/// every time.
+fn unpark_with_a_stale_token_is_not_lost(name: &str, mode: Mode) {
+    use std::sync::atomic::AtomicU8;
+    use std::sync::OnceLock;
+
+    const TURN_A: u8 = 0;
+    const TURN_B: u8 = 1;
+    const STOP: u8 = 2;
+    struct PingPong {
+        turn: AtomicU8,
+        arrived: AtomicUsize,
+        a: OnceLock<weft::Coroutine>,
+        b: OnceLock<weft::Coroutine>,
+    }
+    let wd = support::watchdog(name, Duration::from_secs(60));
+    let mut rng = Rng::new(wd.seed());
+    let rt = support::runtime(2, mode);
+    let rounds = support::sized(2000, 20000);
+    for round in 0..rounds {
+        let iters = rng.range(1, 300);
+        let s = Arc::new(PingPong {
+            turn: AtomicU8::new(TURN_A),
+            arrived: AtomicUsize::new(0),
+            a: OnceLock::new(),
+            b: OnceLock::new(),
+        });
+        // Both sides spin until the other has started, so they run on different workers.
+        let meet = |s: &PingPong, mine: &OnceLock<weft::Coroutine>| {
+            let _ = mine.set(weft::current());
+            s.arrived.fetch_add(1, Ordering::SeqCst);
+            while s.arrived.load(Ordering::SeqCst) < 2 {
+                std::hint::spin_loop();
+            }
+        };
+        let sa = s.clone();
+        let a = rt.spawn(move || {
+            meet(&sa, &sa.a);
+            let b = sa.b.get().expect("B arrived");
+            for _ in 0..iters {
+                sa.turn.store(TURN_B, Ordering::Release);
+                b.unpark();
+                while sa.turn.load(Ordering::Acquire) != TURN_A {
+                    weft::park();
+                }
+            }
+            sa.turn.store(STOP, Ordering::Release);
+            b.unpark();
+        });
+        let sb = s.clone();
+        let b = rt.spawn(move || {
+            meet(&sb, &sb.b);
+            let a = sb.a.get().expect("A arrived");
+            loop {
+                match sb.turn.load(Ordering::Acquire) {
+                    STOP => return,
+                    TURN_B => {
+                        sb.turn.store(TURN_A, Ordering::Release);
+                        a.unpark();
+                    }
+                    _ => weft::park(),
+                }
+            }
+        });
+        let done =
+            support::wait_until(Duration::from_secs(10), || a.is_finished() && b.is_finished());
+        assert!(
+            done,
+            "seed {}: round {round} ({iters} hand-offs) lost a wake-up; turn is {}",
+            wd.seed(),
+            s.turn.load(Ordering::SeqCst)
+        );
+        a.join().unwrap();
+        b.join().unwrap();
+    }
+}
+
+#[test]
+fn unpark_with_a_stale_token_is_not_lost_pinned() {
+    unpark_with_a_stale_token_is_not_lost(
+        "unpark_with_a_stale_token_is_not_lost_pinned",
+        Mode::Pinned,
+    );
+}
+
+#[test]
+fn unpark_with_a_stale_token_is_not_lost_migrating() {
+    unpark_with_a_stale_token_is_not_lost(
+        "unpark_with_a_stale_token_is_not_lost_migrating",
+        Mode::Migrating,
+    );
+}

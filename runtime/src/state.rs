@@ -176,48 +176,53 @@ impl State {
 
     /// Step 4: wakes park generation `gen`. Returns true when the caller now owns the re-queue.
     pub(crate) fn wake(&self, gen: u64) -> bool {
-        self.update(|cur| {
+        let prev = self.publish(|cur| {
             if gen_of(cur) != gen {
-                return None;
+                return cur;
             }
             match cur & LIFE_MASK {
-                PARKED => Some((cur & !LIFE_MASK) | QUEUED),
-                RUNNING if cur & NOTIFIED == 0 => Some(cur | NOTIFIED),
-                _ => None,
+                PARKED => (cur & !LIFE_MASK) | QUEUED,
+                RUNNING => cur | NOTIFIED,
+                _ => cur,
             }
-        })
-        .is_ok_and(|prev| prev & LIFE_MASK == PARKED)
+        });
+        gen_of(prev) == gen && prev & LIFE_MASK == PARKED
     }
 
     /// `unpark()`: ends a user park in progress, or leaves the token for the next one.
     /// Returns true when the caller now owns the re-queue.
     pub(crate) fn unpark(&self) -> bool {
-        self.update(|cur| {
+        let prev = self.publish(|cur| {
             let in_user_park = cur & USER != 0;
             match cur & LIFE_MASK {
-                PARKED if in_user_park => Some((cur & !LIFE_MASK) | QUEUED),
-                RUNNING if in_user_park => Some(cur | NOTIFIED),
-                DONE => None,
+                PARKED if in_user_park => (cur & !LIFE_MASK) | QUEUED,
+                RUNNING if in_user_park => cur | NOTIFIED,
+                DONE => cur,
                 // Not in a user park, or already woken from one (say by its timeout): keep the
                 // token, so the next park returns at once. A spurious return is allowed; a lost
                 // token is not.
-                _ if cur & TOKEN == 0 => Some(cur | TOKEN),
-                _ => None,
+                _ => cur | TOKEN,
             }
-        })
-        .is_ok_and(|prev| prev & LIFE_MASK == PARKED && prev & USER != 0)
+        });
+        prev & LIFE_MASK == PARKED && prev & USER != 0
     }
 
     /// Marks the owner cancelled and wakes its current park, whatever its kind. Returns true
     /// when the caller now owns the re-queue.
     pub(crate) fn cancel(&self) -> bool {
-        self.update(|cur| match cur & LIFE_MASK {
-            PARKED => Some((cur & !LIFE_MASK) | QUEUED | CANCELLED),
-            RUNNING => Some(cur | NOTIFIED | CANCELLED),
-            DONE => None,
-            _ => Some(cur | CANCELLED),
-        })
-        .is_ok_and(|prev| prev & LIFE_MASK == PARKED)
+        let prev = self.publish(|cur| match cur & LIFE_MASK {
+            PARKED => (cur & !LIFE_MASK) | QUEUED | CANCELLED,
+            RUNNING => cur | NOTIFIED | CANCELLED,
+            DONE => cur,
+            _ => cur | CANCELLED,
+        });
+        prev & LIFE_MASK == PARKED
+    }
+
+    /// A wake-side transition: always a read-modify-write, even when `f` changes nothing.
+    /// See "Why a waker's writes are seen" in the module docs. Returns the previous word.
+    fn publish(&self, f: impl Fn(u64) -> u64) -> u64 {
+        self.update(|cur| Some(f(cur))).unwrap_or_else(|cur| cur)
     }
 
     /// Step 5: QUEUED → RUNNING, ending the user park if one was in progress. Returns whether
@@ -437,6 +442,44 @@ mod loom_model {
                 w.join().unwrap();
             }
             assert_eq!(enqueued.load(SeqCst), 1);
+        });
+    }
+
+    /// The waker's data travels with the word even when `unpark` finds the token already
+    /// set: the owner that consumes a stale token and re-reads the flag either sees the new
+    /// value, or its next park is ended.
+    #[test]
+    fn unpark_with_a_stale_token_is_not_lost() {
+        use loom::sync::atomic::AtomicBool;
+        use loom::sync::atomic::Ordering::{Acquire, Release};
+        loom::model(|| {
+            let s = Arc::new(State::new_queued());
+            s.start_running();
+            assert!(!s.unpark(), "a stale token from an earlier round");
+            let turn = Arc::new(AtomicBool::new(false));
+            let (s2, turn2) = (s.clone(), turn.clone());
+            let waker = loom::thread::spawn(move || {
+                turn2.store(true, Release);
+                s2.unpark()
+            });
+            // Each pass consumes at most one token, and there are at most two (the stale one
+            // and the waker's), so three passes settle it.
+            let mut woke = false;
+            for _ in 0..3 {
+                if turn.load(Acquire) {
+                    woke = true;
+                    break;
+                }
+                match s.begin_park(ParkKind::User) {
+                    Err(_) => continue,
+                    Ok(_) => {
+                        woke = s.commit_park() == Commit::Requeue;
+                        break;
+                    }
+                }
+            }
+            let enqueued_by_unpark = waker.join().unwrap();
+            assert!(woke || enqueued_by_unpark, "parked with the turn unseen and no wake");
         });
     }
 

@@ -16,12 +16,13 @@
 //!
 //! # One scheduling tick
 //!
-//! 1. Every [`GLOBAL_QUEUE_INTERVAL`] ticks, the global injector first, so outside spawns are
-//!    served even when local work never runs out.
+//! 1. Every [`TIMER_CHECK_INTERVAL`] ticks, due timers; every [`GLOBAL_QUEUE_INTERVAL`]
+//!    ticks, the global injector first, so outside spawns are served even when local work
+//!    never runs out.
 //! 2. The inbox is moved into the runq.
 //! 3. The runq and the deque, alternating which goes first, so neither starves the other; a
 //!    yielding coroutine goes to the back of the runq, behind the ready work.
-//! 4. Then the injector; every [`TIMER_CHECK_INTERVAL`] ticks, due timers.
+//! 4. Then the injector.
 //! 5. With nothing to run: fire due timers, else search (steal), else sleep in `epoll_wait`
 //!    until the next timer (see [`crate::idle`] for the searching and sleeping rules).
 //!
@@ -53,15 +54,25 @@ use crate::sys::{self, Epoll, Event, EventFd};
 use crate::task::{CoroutineId, Resume, Suspend, Task, ID_BLOCK, NOT_STARTED};
 use crate::timer::Timers;
 
-/// Ticks between looks at the global injector: as Go, for fairness to outside spawns.
-const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+/// Ticks between looks at the global injector, so outside spawns are served even when local
+/// work never runs out. Go looks every 61 ticks; a power of two makes the check a mask, and
+/// 32 stays within Go's bound.
+const GLOBAL_QUEUE_INTERVAL: u32 = 32;
 /// Ticks between timer checks while there is other work; reading the clock every tick would
-/// cost more than the switch itself. An idle worker checks at once.
+/// cost more than the switch itself. An idle worker checks at once. A power of two, and a
+/// divisor of [`GLOBAL_QUEUE_INTERVAL`].
 const TIMER_CHECK_INTERVAL: u32 = 16;
 /// Events taken from one `epoll_wait`.
 const EVENTS_PER_POLL: usize = 256;
 /// The eventfd's token in the worker's epoll set.
 const WAKE_TOKEN: u64 = u64::MAX;
+
+/// How long an idle worker spins, watching for a wake, before it sleeps in `epoll_wait`. A
+/// wake of a sleeping thread costs tens of microseconds on these machines; a hand-off between
+/// workers that lands within the spin costs well under one. Measured with the criterion case
+/// park_unpark_cross_worker (one run, same machine): 12.7 µs per round trip without the
+/// spin, 0.70 µs with 20 µs, 0.72 µs with 50 µs; std threads 7.2 µs.
+const IDLE_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 
 const AWAKE: u8 = 0;
 const SLEEPING: u8 = 1;
@@ -199,13 +210,10 @@ impl Local {
     fn next_task(&self) -> Option<Arc<Task>> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick % GLOBAL_QUEUE_INTERVAL == 0 {
-            if let Some(task) = self.pop_injector() {
+        if tick & (TIMER_CHECK_INTERVAL - 1) == 0 {
+            if let Some(task) = self.periodic_checks(tick) {
                 return Some(task);
             }
-        }
-        if tick % TIMER_CHECK_INTERVAL == 0 {
-            self.fire_timers();
         }
         let remote = self.remote();
         if !remote.inbox.is_empty() {
@@ -225,6 +233,17 @@ impl Local {
             self.deque.pop().or_else(from_runq)
         };
         task.or_else(|| self.pop_injector())
+    }
+
+    /// The work of every [`TIMER_CHECK_INTERVAL`]th tick, kept off the hot path: due timers,
+    /// and every [`GLOBAL_QUEUE_INTERVAL`]th tick a task from the injector before local work.
+    #[cold]
+    fn periodic_checks(&self, tick: u32) -> Option<Arc<Task>> {
+        self.fire_timers();
+        if tick & (GLOBAL_QUEUE_INTERVAL - 1) == 0 {
+            return self.pop_injector();
+        }
+        None
     }
 
     fn pop_injector(&self) -> Option<Arc<Task>> {
@@ -402,8 +421,12 @@ impl Local {
             self.searching.set(true);
             return;
         }
-        self.stacks.borrow_mut().trim_idle();
         let remote = self.remote();
+        if self.spin_for_wake(remote) {
+            // Woken while spinning: the CAS below fails on NOTIFIED and the loop goes on.
+        } else {
+            self.stacks.borrow_mut().trim_idle();
+        }
         let timeout = self
             .timers
             .borrow_mut()
@@ -427,6 +450,28 @@ impl Local {
             // A notifier chose this worker and counted it as a searcher.
             self.searching.set(true);
         }
+    }
+}
+
+impl Local {
+    /// Spins for up to [`IDLE_SPIN`] before sleeping, watching for a wake. Every wake of this
+    /// worker (inbox work, a notifier choosing it, shutdown) goes through `Remote::unpark`,
+    /// which leaves NOTIFIED here while the worker is not SLEEPING, so that one word is all
+    /// there is to watch. Returns whether a wake came.
+    fn spin_for_wake(&self, remote: &Remote) -> bool {
+        if IDLE_SPIN.is_zero() {
+            return false;
+        }
+        let until = Instant::now() + IDLE_SPIN;
+        let mut spins = 0u32;
+        while remote.unpark.load(Relaxed) == AWAKE {
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 64 == 0 && Instant::now() >= until {
+                return false;
+            }
+        }
+        true
     }
 }
 
