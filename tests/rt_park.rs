@@ -549,6 +549,7 @@ fn unpark_with_a_stale_token_is_not_lost(name: &str, mode: Mode) {
     let rounds = support::sized(2000, 20000);
     for round in 0..rounds {
         let iters = rng.range(1, 300);
+        wd.note(format!("round {round}: {iters} hand-offs"));
         let s = Arc::new(PingPong {
             turn: AtomicU8::new(TURN_A),
             arrived: AtomicUsize::new(0),

@@ -8,17 +8,21 @@
 //!    ([`Idle::notify_one`]); a searcher will find the work otherwise.
 //! 3. A searcher that finds work and was the last searcher wakes one more worker, so a burst of
 //!    work spreads one worker at a time.
-//! 4. The last searcher to give up re-checks every queue after it has been counted out and
-//!    before it sleeps ([`Idle::transition_to_parked`] returns `true` for it).
+//! 4. Every worker re-checks the injector and the other workers' deques after it has been
+//!    counted out and before it sleeps.
 //!
 //! # Why stealable work is never stranded
 //!
-//! A producer pushes its work, then (SeqCst fence) reads the counters. A searcher gives up by
-//! decrementing the counters (SeqCst), then re-checks the queues if it was the last one. If the
-//! producer read "somebody is searching", that searcher's re-check comes after the push in the
-//! SeqCst order and sees the work. If it read "nobody is searching", it wakes a sleeper itself.
-//! If every worker is awake, each will reach its queues, the injector and (when idle) the
-//! others' deques on its own.
+//! A producer pushes its work, then (SeqCst fence) reads the counters. A worker gives up by
+//! decrementing the counters (SeqCst), then re-checks the queues. If the producer read
+//! "somebody is searching" or "everybody is awake", the decrement of the worker that was
+//! counted comes after the push in the SeqCst order, so its re-check sees the work. If it read
+//! "nobody searches and somebody sleeps", it wakes a sleeper itself.
+//!
+//! Rule 4 once applied to the last searcher only. That stranded work: a worker refused
+//! searching (another was searching) went to sleep without a re-check, while a spawner, seeing
+//! it still awake, woke nobody; the task waited in the injector with one worker asleep and the
+//! other held by a coroutine waiting for that very task.
 //!
 //! The counters pack into one word: searching workers in the low half, awake workers in the
 //! high half.
@@ -86,8 +90,8 @@ impl Idle {
         state & SEARCH_MASK == 0 && state / AWAKE_ONE < self.workers
     }
 
-    /// A worker goes to sleep. Returns whether it was the last searcher, which must then
-    /// re-check every queue (rule 4).
+    /// A worker goes to sleep; it must then re-check every queue (rule 4). Returns whether it
+    /// was the last searcher.
     pub(crate) fn transition_to_parked(&self, worker: usize, searching: bool) -> bool {
         let mut sleepers = self.sleepers.lock();
         let dec = AWAKE_ONE + usize::from(searching);

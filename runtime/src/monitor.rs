@@ -4,8 +4,9 @@
 //!
 //! A coroutine that blocks its thread in a call weft cannot see (a std lock, a file read, a
 //! long computation) keeps its worker from everything else queued there. The monitor logs a
-//! warning naming the coroutine, once per stall, and wakes a sleeping worker if the stalled
-//! one has coroutines that have not started yet, so they are stolen and run elsewhere.
+//! warning naming the coroutine, once per stall, and for as long as the stall lasts wakes a
+//! sleeping worker whenever unstarted coroutines wait (in the stalled worker's deque or the
+//! global queue), so they are stolen and run elsewhere.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -48,7 +49,14 @@ pub(crate) fn run(shared: &Shared) {
                 continue;
             }
             let stalled = now - seen.since;
-            if seen.reported || stalled < STALL_THRESHOLD {
+            if stalled < STALL_THRESHOLD {
+                continue;
+            }
+            // Every period of a stall: a sleeping worker should take what is stealable.
+            if !remote.stealer.is_empty() || !shared.injector.is_empty() {
+                shared.notify_stealable();
+            }
+            if seen.reported {
                 continue;
             }
             seen.reported = true;
@@ -60,9 +68,6 @@ pub(crate) fn run(shared: &Shared) {
                  switching; calls that block the thread belong in weft::spawn_blocking",
                 stalled.as_millis()
             );
-            if !remote.stealer.is_empty() {
-                shared.notify_stealable();
-            }
         }
     }
 }

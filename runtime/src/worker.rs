@@ -414,9 +414,13 @@ impl Local {
     fn sleep(&self, events: &mut [Event]) {
         let was_searching = self.searching.replace(false);
         let shared = &self.shared;
-        if shared.idle.transition_to_parked(self.index, was_searching) && shared.has_stealable() {
-            // The last searcher saw work appear while it was giving up: search again. Either it
-            // takes itself off the sleeper list as a searcher, or a notifier already did so.
+        shared.idle.transition_to_parked(self.index, was_searching);
+        if shared.has_stealable() {
+            // Work appeared while this worker was giving up: search again. Either it takes
+            // itself off the sleeper list as a searcher, or a notifier already did so. Every
+            // worker re-checks here, not only the last searcher: a spawner that saw this
+            // worker still awake woke nobody, and this check, made after the worker counted
+            // itself out (SeqCst), is what sees that spawner's work.
             shared.idle.wake_self(self.index, true);
             self.searching.set(true);
             return;
