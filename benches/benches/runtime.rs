@@ -59,6 +59,15 @@ fn weft_runtime(workers: usize) -> weft::Runtime {
     weft::Runtime::builder().workers(workers).build().expect("build weft runtime")
 }
 
+/// The same, with started coroutines free to migrate between workers, to weigh the two modes
+/// against each other.
+fn weft_runtime_migrating(workers: usize) -> weft::Runtime {
+    let builder = weft::Runtime::builder().workers(workers);
+    // SAFETY: the benchmark coroutines hold only `Arc`s, atomics and plain data across their
+    // yields and parks: nothing tied to a thread.
+    unsafe { builder.migrate_started_coroutines() }.build().expect("build weft runtime")
+}
+
 // ---------------------------------------------------------------------------------------------
 // yield_round_trip
 // ---------------------------------------------------------------------------------------------
@@ -246,6 +255,17 @@ fn yield_round_trip(c: &mut Criterion) {
     group.bench_function("weft_1_worker", |b| {
         let rt = rt.get_or_init(|| {
             let rt = weft_runtime(1);
+            check_alternation(&rt);
+            rt
+        });
+        b.iter_custom(|iters| yield_pair(rt, iters))
+    });
+    drop(rt);
+
+    let rt = OnceCell::new();
+    group.bench_function("weft_1_worker_migrating", |b| {
+        let rt = rt.get_or_init(|| {
+            let rt = weft_runtime_migrating(1);
             check_alternation(&rt);
             rt
         });
@@ -464,20 +484,30 @@ impl<P: Parking> PingPong<P> {
 fn park_unpark_cross_worker(c: &mut Criterion) {
     let mut group = c.benchmark_group("park_unpark_cross_worker");
 
-    let rt = OnceCell::new();
-    group.bench_function("weft_2_workers", |b| {
-        let rt = rt.get_or_init(|| weft_runtime(2));
-        b.iter_custom(|iters| {
-            let state = Arc::new(PingPong::<WeftCoroutines>::new());
-            let state_b = state.clone();
-            let a = rt.spawn(move || state.run_a(iters));
-            let b = rt.spawn(move || state_b.run_b());
-            let elapsed = a.join().unwrap();
-            b.join().unwrap();
-            elapsed
-        })
-    });
-    drop(rt);
+    for (name, migrating) in [("weft_2_workers", false), ("weft_2_workers_migrating", true)] {
+        let rt = OnceCell::new();
+        group.bench_function(name, |b| {
+            let rt =
+                rt.get_or_init(
+                    || {
+                        if migrating {
+                            weft_runtime_migrating(2)
+                        } else {
+                            weft_runtime(2)
+                        }
+                    },
+                );
+            b.iter_custom(|iters| {
+                let state = Arc::new(PingPong::<WeftCoroutines>::new());
+                let state_b = state.clone();
+                let a = rt.spawn(move || state.run_a(iters));
+                let b = rt.spawn(move || state_b.run_b());
+                let elapsed = a.join().unwrap();
+                b.join().unwrap();
+                elapsed
+            })
+        });
+    }
 
     group.bench_function("std_threads", |b| {
         b.iter_custom(|iters| {
