@@ -543,7 +543,7 @@ fn unpark_with_a_stale_token_is_not_lost(name: &str, mode: Mode) {
         a: OnceLock<weft::Coroutine>,
         b: OnceLock<weft::Coroutine>,
     }
-    let wd = support::watchdog(name, Duration::from_secs(60));
+    let wd = support::watchdog(name, support::budget(Duration::from_secs(60)));
     let mut rng = Rng::new(wd.seed());
     let rt = support::runtime(2, mode);
     let rounds = support::sized(2000, 20000);

@@ -51,9 +51,11 @@ impl BlockingPool {
         state.queue.push_back(job);
         if state.idle > 0 {
             self.work.notify_one();
-            return;
         }
-        if state.threads >= self.max_threads {
+        // An idle thread counts itself idle until it takes the lock again, so several quick
+        // submits may all have notified the same one: start a thread whenever queued jobs
+        // outnumber the idle threads.
+        if state.queue.len() <= state.idle || state.threads >= self.max_threads {
             return;
         }
         let index = state.handles.len();

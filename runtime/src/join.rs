@@ -324,19 +324,38 @@ where
     // SAFETY: a non-null worker pointer is the loop on this thread, alive while it runs.
     let local = unsafe { local.as_ref() }.filter(|l| Arc::ptr_eq(&l.shared, shared));
     let stack = match local {
-        Some(local) => local.stacks.borrow_mut().get(&shared.slabs, size)?,
-        None => shared.outside_stacks.lock().get(&shared.slabs, size)?,
+        Some(local) => {
+            local.stacks.borrow_mut().get_or_refill(&shared.slabs, size, &shared.shared_stacks)?
+        }
+        None => shared.shared_stacks.lock().get(&shared.slabs, size)?,
     };
     let packet = Arc::new(Packet::new(scope));
     let completer = Completer::new(packet.clone());
     let id = local.map_or_else(CoroutineId::next, Local::next_id);
     let mut task = Task::new(shared.clone(), id, name, &stack);
-    let body = move |yielder: &Yielder, _first: Resume| {
+    let body = move |yielder: &Yielder, first: Resume| {
         let me = context::current_task_ptr();
         // SAFETY: the worker sets the current task before resuming, so `me` is this task.
         unsafe { &*me }.set_yielder(yielder);
+        if first.cancelled {
+            // Its runtime shut down before it ever ran. Drop the closure here, on its own
+            // stack, where a panicking Drop is caught like any panic; dropping `completer`
+            // then reports the cancellation to `join`.
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(f))) {
+                std::mem::forget(payload);
+            }
+            return;
+        }
         let result = panic::catch_unwind(AssertUnwindSafe(f));
-        completer.complete(result);
+        // With the handle gone, completing drops the result here; a panic in its Drop must not
+        // escape into the worker. std aborts in the same case, and so does weft.
+        if let Err(payload) =
+            panic::catch_unwind(AssertUnwindSafe(move || completer.complete(result)))
+        {
+            std::mem::forget(payload);
+            eprintln!("fatal runtime error: a coroutine's result panicked on drop, aborting");
+            std::process::abort();
+        }
     };
     // SAFETY: the caller keeps the borrows of `f` and `T` alive until the packet is complete.
     // After `complete`, the closure has been consumed and its captures dropped, and only

@@ -39,10 +39,15 @@ pub(crate) fn install() {
                     // SAFETY: we are that task's coroutine, running, so its yielder is live.
                     let yielder = unsafe { task.yielder() };
                     let carried = SameThread((&previous, info));
+                    // On the worker's stack the hook is not in the coroutine: a weft call in it
+                    // must act as on a plain thread, not suspend a coroutine from the wrong
+                    // stack.
+                    context::set_current_task(std::ptr::null());
                     yielder.on_parent_stack(move || {
                         let (hook, info) = carried.into_inner();
                         hook(info);
                     });
+                    context::set_current_task(task);
                 }
             }
         }));

@@ -81,7 +81,13 @@ fn park_task<F: FnOnce(Waker) -> bool>(
     let gen = match task.state.begin_park(kind) {
         Ok(gen) => gen,
         Err(NoPark::Token) => return Woke::Token,
-        Err(NoPark::Cancelled) => return Woke::Cancelled,
+        Err(NoPark::Cancelled) => {
+            // Give the worker to the others before returning: a loop that polls with `sleep`
+            // or `park` would otherwise spin without a switch, starving the coroutine it waits
+            // for, and shutdown with it.
+            suspend(&task, Suspend::Yield);
+            return Woke::Cancelled;
+        }
     };
     if let Some(register) = register {
         if !register(Waker::Task(task.clone(), gen)) {

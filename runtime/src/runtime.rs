@@ -59,8 +59,11 @@ pub(crate) struct Shared {
     pub(crate) idle: Idle,
     pub(crate) registry: Registry,
     pub(crate) slabs: Slabs,
-    /// Stacks for spawns from threads outside the runtime.
-    pub(crate) outside_stacks: Mutex<StackPool>,
+    /// Stacks for spawns from threads outside the runtime, and the overflow of the workers'
+    /// pools: a stack goes back to the pool of the worker it finished on, which need not be
+    /// the one it came from, so without this, pools that mostly spawn would keep mapping new
+    /// stacks while pools that mostly finish piled them up.
+    pub(crate) shared_stacks: Mutex<StackPool>,
     pub(crate) config: Config,
     pub(crate) blocking: BlockingPool,
     shutdown: AtomicBool,
@@ -80,10 +83,11 @@ impl Shared {
     /// (step 1), and wakes a worker to steal it if the rules of `idle` call for it. One SeqCst
     /// fence serves both checks: each is the second half of a store-then-load pair whose other
     /// half (the shutdown store; a searcher's count decrement) is SeqCst too.
-    pub(crate) fn spawned(&self, task: &Task) {
+    pub(crate) fn spawned(&self, task: &Arc<Task>) {
         fence(SeqCst);
-        if self.shutdown.load(SeqCst) {
-            let _ = task.state.cancel();
+        if self.shutdown.load(SeqCst) && task.state.cancel() {
+            // It was already started elsewhere and parked: the cancel owns its re-queue.
+            crate::worker::schedule(task.clone());
         }
         self.wake_for_stealable();
     }
@@ -304,7 +308,7 @@ impl Drop for Runtime {
         if let Some(monitor) = self.monitor.take() {
             let _ = monitor.join();
         }
-        shared.slabs.release(&mut shared.outside_stacks.lock());
+        shared.slabs.release(&mut shared.shared_stacks.lock());
     }
 }
 
@@ -407,7 +411,7 @@ impl Builder {
             idle: Idle::new(workers),
             registry: Registry::new(workers + 1),
             slabs: Slabs::new(workers + 1),
-            outside_stacks: Mutex::new(StackPool::new(workers)),
+            shared_stacks: Mutex::new(StackPool::new(workers)),
             blocking: BlockingPool::new(config.max_blocking_threads),
             config,
             shutdown: AtomicBool::new(false),
@@ -448,7 +452,7 @@ impl Shared {
             idle: Idle::new(1),
             registry: Registry::new(2),
             slabs: Slabs::new(2),
-            outside_stacks: Mutex::new(StackPool::new(1)),
+            shared_stacks: Mutex::new(StackPool::new(1)),
             blocking: BlockingPool::new(1),
             config: Config {
                 stack_size: stack::DEFAULT_STACK_SIZE,

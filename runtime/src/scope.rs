@@ -157,8 +157,8 @@ impl Builder {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        scope.data.increment();
         let shared = current_shared();
+        scope.data.increment();
         // SAFETY: the packet carries the scope, and `scope` waits (uninterruptibly) until every
         // packet of it is dropped, which happens only after its coroutine finished; the borrows
         // live at least as long as 'scope, which outlives that wait.

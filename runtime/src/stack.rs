@@ -48,6 +48,11 @@ const SLAB_BYTES: usize = 4 * 1024 * 1024;
 /// Free stacks a pool keeps with their pages resident once its worker is idle, so a burst of
 /// 100k coroutines does not pin their memory after they finish.
 const HOT_LIMIT: usize = 256;
+/// Free stacks of one size a worker's pool holds before it moves the oldest
+/// [`SPILL_BATCH`] of them to the shared pool.
+const SPILL_LIMIT: usize = 1024;
+/// Stacks moved between a worker's pool and the shared pool at once.
+const SPILL_BATCH: usize = 512;
 /// Stacks trimmed per idle pass at most, so a worker that goes idle after a huge burst is not
 /// busy with `madvise` for long when new work comes.
 const TRIM_BATCH: usize = 4096;
@@ -265,10 +270,47 @@ impl StackPool {
         Ok(stack)
     }
 
-    /// Returns a stack no coroutine runs on any more.
-    pub(crate) fn put(&mut self, slabs: &Slabs, stack: PooledStack) {
+    /// A stack for a worker: from its own pool, else a batch from the shared pool, else a new
+    /// slab.
+    pub(crate) fn get_or_refill(
+        &mut self,
+        slabs: &Slabs,
+        size: usize,
+        shared: &Mutex<StackPool>,
+    ) -> io::Result<PooledStack> {
+        if self.class(size).free.is_empty() {
+            let mut shared = shared.lock();
+            let from = shared.class(size);
+            let take = from.free.len().min(SPILL_BATCH);
+            let at = from.free.len() - take;
+            let batch: Vec<_> = from.free.drain(at..).collect();
+            from.cold = from.cold.min(at);
+            drop(shared);
+            self.class(size).free.extend(batch);
+        }
+        self.get(slabs, size)
+    }
+
+    /// Returns a stack no coroutine runs on any more. Past [`SPILL_LIMIT`] free stacks of its
+    /// size, the oldest [`SPILL_BATCH`] move to `shared`, so pools that mostly spawn can take
+    /// them back.
+    pub(crate) fn put(
+        &mut self,
+        slabs: &Slabs,
+        stack: PooledStack,
+        shared: Option<&Mutex<StackPool>>,
+    ) {
         slabs.count(self.slot, -1);
-        self.class(stack.size()).free.push(stack);
+        let class = self.class(stack.size());
+        class.free.push(stack);
+        let Some(shared) = shared else { return };
+        if class.free.len() <= SPILL_LIMIT {
+            return;
+        }
+        let size = class.size;
+        let spilled: Vec<_> = class.free.drain(..SPILL_BATCH).collect();
+        class.cold = class.cold.saturating_sub(SPILL_BATCH);
+        shared.lock().class(size).free.extend(spilled);
     }
 
     /// Trims free stacks beyond [`HOT_LIMIT`] per class, oldest first, at most [`TRIM_BATCH`]
@@ -323,12 +365,12 @@ mod tests {
         assert!(mapped >= 1);
         assert_eq!(slabs.in_use(), 1);
         let base = a.base;
-        pool.put(&slabs, a);
+        pool.put(&slabs, a, None);
         assert_eq!(slabs.in_use(), 0);
         let b = pool.get(&slabs, DEFAULT_STACK_SIZE).unwrap();
         assert_eq!(b.base, base, "the last stack returned is reused first");
         assert_eq!(slabs.mapped(), mapped);
-        pool.put(&slabs, b);
+        pool.put(&slabs, b, None);
     }
 
     #[test]
@@ -338,7 +380,7 @@ mod tests {
         let stacks: Vec<_> =
             (0..HOT_LIMIT + 100).map(|_| pool.get(&slabs, MIN_STACK_SIZE).unwrap()).collect();
         for s in stacks {
-            pool.put(&slabs, s);
+            pool.put(&slabs, s, None);
         }
         // Of the stacks used and returned, all but HOT_LIMIT are trimmed; never-used ones from
         // the last slab need no trimming.
@@ -347,6 +389,25 @@ mod tests {
         assert_eq!(pool.trim_idle(), 0, "already trimmed");
         let _ = pool.get(&slabs, MIN_STACK_SIZE).unwrap();
         assert_eq!(pool.trim_idle(), 0, "a pop from the hot end trims nothing more");
+    }
+
+    #[test]
+    fn pools_spill_to_and_refill_from_the_shared_pool() {
+        let slabs = Slabs::new(3);
+        let shared = Mutex::new(StackPool::new(2));
+        let (mut spawner, mut finisher) = (StackPool::new(0), StackPool::new(1));
+        // Stacks taken on one worker and returned on another, over and over, as when an
+        // acceptor spawns and others steal: the number mapped stays bounded.
+        for _ in 0..8 {
+            let taken: Vec<_> = (0..SPILL_LIMIT)
+                .map(|_| spawner.get_or_refill(&slabs, MIN_STACK_SIZE, &shared).unwrap())
+                .collect();
+            for s in taken {
+                finisher.put(&slabs, s, Some(&shared));
+            }
+        }
+        assert_eq!(slabs.in_use(), 0);
+        assert!(slabs.mapped() <= 3 * SPILL_LIMIT, "{} stacks mapped", slabs.mapped());
     }
 
     #[test]
@@ -360,6 +421,6 @@ mod tests {
             *((s.base - 1) as *mut u8) = 1;
             *(guard_end as *mut u8) = 1;
         }
-        pool.put(&slabs, s);
+        pool.put(&slabs, s, None);
     }
 }

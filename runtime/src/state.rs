@@ -51,9 +51,21 @@
 //! A wake of generation `g` either finds PARKED(g), and enqueues, or RUNNING(g), and sets `NOT`,
 //! which step 3 observes in the same compare-exchange that would have parked. A wake can reach
 //! the word only after the waker was registered in step 2, so it never sees an older generation
-//! than `g`. All transitions are read-modify-writes on this one word, so they are totally
-//! ordered; `AcqRel` on each makes the memory the waker wrote before waking visible to the
-//! coroutine that resumes.
+//! than `g`.
+//!
+//! # Why a waker's writes are seen
+//!
+//! A waker writes its data (a flag, a message) and then wakes; the owner's next transition
+//! must see that data, or it re-checks its condition, finds it stale, and parks for good.
+//! Every wake-side transition ([`State::wake`], [`State::unpark`], [`State::cancel`]) is
+//! therefore an `AcqRel` read-modify-write of the word *even when it changes nothing*: when
+//! the token is already set, or another waker already set `NOT`. The owner's later
+//! transitions are read-modify-writes too, so they read from the waker's write or a later one
+//! in the word's modification order, and acquire what the waker released. A plain load on the
+//! no-op path lost exactly this: a coroutine holding a stale token consumed it, re-read the
+//! flag, saw the old value and parked for good, while the unpark that came with the new value
+//! had found the token set and written nothing (the loom model
+//! `unpark_with_a_stale_token_is_not_lost` below fails on that code every time).
 
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire};

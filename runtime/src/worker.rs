@@ -290,12 +290,10 @@ impl Local {
         let slot = unsafe { task.coro() };
         let coro = slot.as_mut().expect("a queued task has its coroutine");
         if !coro.started() {
-            if cancelled {
-                // Shutting down before it ever ran: drop it unstarted, which drops its closure
-                // and so completes its join handle with the cancellation.
-                self.finish(task);
-                return;
-            }
+            // Even when cancelled before it ever ran, it is resumed: its body then drops the
+            // closure on its own stack (see `join::spawn_unchecked`). Dropping it unstarted
+            // from here would run user Drop code on the worker's stack, where a panic would
+            // make corosensei drop the closure twice.
             task.home.store(self.index, Relaxed);
             self.remote().counters.alive.fetch_add(1, Relaxed);
         } else if self.migrate {
@@ -334,17 +332,14 @@ impl Local {
         }
     }
 
-    /// Retires a coroutine that returned, or one dropped unstarted at shutdown.
+    /// Retires a coroutine that returned.
     fn finish(&self, task: Arc<Task>) {
         task.state.finish();
-        // SAFETY: this worker still holds the task's RUNNING state (or, unstarted, its only
-        // queue entry), so the coroutine is ours.
-        let mut coro = unsafe { task.coro() }.take().expect("finish runs once");
-        // Completed: a no-op. Unstarted: drops the closure without unwinding anything.
-        coro.force_unwind();
+        // SAFETY: this worker still holds the task's RUNNING state, so the coroutine is ours.
+        let coro = unsafe { task.coro() }.take().expect("finish runs once");
         let mut stack = coro.into_stack();
         stack.note_depth(task.low_water.get());
-        self.stacks.borrow_mut().put(&self.shared.slabs, stack);
+        self.stacks.borrow_mut().put(&self.shared.slabs, stack, Some(&self.shared.shared_stacks));
         let counters = &self.remote().counters;
         bump(&counters.finished, 1);
         let home = task.home.load(Relaxed);
