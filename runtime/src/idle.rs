@@ -54,12 +54,16 @@ impl Idle {
 
     /// Rule 1. Returns whether the caller is now counted as searching.
     pub(crate) fn try_start_searching(&self) -> bool {
-        let state = self.state.load(SeqCst);
-        if 2 * (state & SEARCH_MASK) >= self.workers {
-            return false;
+        let mut state = self.state.load(SeqCst);
+        loop {
+            if 2 * (state & SEARCH_MASK) >= self.workers {
+                return false;
+            }
+            match self.state.compare_exchange_weak(state, state + 1, SeqCst, SeqCst) {
+                Ok(_) => return true,
+                Err(actual) => state = actual,
+            }
         }
-        self.state.fetch_add(1, SeqCst);
-        true
     }
 
     /// A searcher found work or gives up searching while staying awake. Returns whether it was

@@ -264,7 +264,9 @@ impl Local {
         }
         let mut woken = Vec::new();
         let fired = timers.fire_due(Instant::now(), |task, gen| {
-            if task.state.wake(gen) {
+            // A timer carries no data, so a dead one (its park already over) needs no wake:
+            // skip the read-modify-write that a wake always makes.
+            if task.state.is_parked_at(gen) && task.state.wake(gen) {
                 woken.push(task);
             }
         });
