@@ -67,29 +67,26 @@ fn blocking_pool_starts_a_thread_for_every_job_that_waits() {
     const N: usize = 4;
     for _ in 0..support::sized(50, 500) {
         rt.block_on(|| {
-            let warm = Arc::new(Barrier::new(N));
-            let jobs: Vec<_> = (0..N)
-                .map(|_| {
-                    let warm = warm.clone();
-                    weft::spawn_blocking(move || {
-                        warm.wait();
-                    })
-                })
-                .collect();
-            jobs.into_iter().for_each(|j| j.join().unwrap());
-            // Now N threads are idle; N + 1 jobs each wait for all the others.
-            let gate = Arc::new(Barrier::new(N + 1));
-            let jobs: Vec<_> = (0..=N)
-                .map(|_| {
-                    let gate = gate.clone();
-                    weft::spawn_blocking(move || {
-                        gate.wait();
-                    })
-                })
-                .collect();
-            jobs.into_iter().for_each(|j| j.join().unwrap());
+            // N jobs make N pool threads exist and go idle.
+            wait_on_each_other(N);
+            // Now N + 1 jobs each wait for all the others.
+            wait_on_each_other(N + 1);
         });
     }
+}
+
+/// Runs `n` blocking jobs that each wait until all `n` have started, and joins them.
+fn wait_on_each_other(n: usize) {
+    let gate = Arc::new(Barrier::new(n));
+    let jobs: Vec<_> = (0..n)
+        .map(|_| {
+            let gate = gate.clone();
+            weft::spawn_blocking(move || {
+                gate.wait();
+            })
+        })
+        .collect();
+    jobs.into_iter().for_each(|j| j.join().unwrap());
 }
 
 /// The panic hook runs on the worker's stack, but the runtime still named the panicking

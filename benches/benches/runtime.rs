@@ -251,27 +251,17 @@ fn yield_round_trip(c: &mut Criterion) {
     });
 
     // Built on first use, so that a name filter that skips the case skips its runtime too.
-    let rt = OnceCell::new();
-    group.bench_function("weft_1_worker", |b| {
-        let rt = rt.get_or_init(|| {
-            let rt = weft_runtime(1);
-            check_alternation(&rt);
-            rt
+    for (name, migrating) in [("weft_1_worker", false), ("weft_1_worker_migrating", true)] {
+        let rt = OnceCell::new();
+        group.bench_function(name, |b| {
+            let rt = rt.get_or_init(|| {
+                let rt = if migrating { weft_runtime_migrating(1) } else { weft_runtime(1) };
+                check_alternation(&rt);
+                rt
+            });
+            b.iter_custom(|iters| yield_pair(rt, iters))
         });
-        b.iter_custom(|iters| yield_pair(rt, iters))
-    });
-    drop(rt);
-
-    let rt = OnceCell::new();
-    group.bench_function("weft_1_worker_migrating", |b| {
-        let rt = rt.get_or_init(|| {
-            let rt = weft_runtime_migrating(1);
-            check_alternation(&rt);
-            rt
-        });
-        b.iter_custom(|iters| yield_pair(rt, iters))
-    });
-    drop(rt);
+    }
 
     let may_checked = Once::new();
     group.bench_function("may_1_worker", |b| {

@@ -5,7 +5,6 @@
 //! (its runtime shut down first), the completer's `Drop` fills the packet with a cancellation
 //! payload, so `join` never waits for a result that cannot come.
 
-use std::any::Any;
 use std::io;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
@@ -320,9 +319,7 @@ where
     T: Send + 'a,
 {
     let size = stack::size_class(stack_size.unwrap_or(shared.config.stack_size));
-    let local = context::current_worker_ptr();
-    // SAFETY: a non-null worker pointer is the loop on this thread, alive while it runs.
-    let local = unsafe { local.as_ref() }.filter(|l| Arc::ptr_eq(&l.shared, shared));
+    let local = crate::worker::local_of(shared);
     let stack = match local {
         Some(local) => {
             local.stacks.borrow_mut().get_or_refill(&shared.slabs, size, &shared.shared_stacks)?
@@ -419,9 +416,3 @@ where
 
 /// A boxed job for the blocking pool.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
-
-/// The payload type `join` returns for a cancelled coroutine, for tests and docs.
-#[allow(dead_code)]
-pub(crate) fn is_cancel_payload(payload: &(dyn Any + Send)) -> bool {
-    payload.downcast_ref::<&str>() == Some(&CANCELLED)
-}

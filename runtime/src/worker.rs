@@ -476,13 +476,20 @@ impl Local {
     }
 }
 
-/// Queues a coroutine whose park just ended, by the rules of the module docs.
-pub(crate) fn schedule(task: Arc<Task>) {
+/// The worker loop running on this thread, if it belongs to the runtime `shared`.
+///
+/// The reference is only for use before the caller next switches coroutines; its lifetime is
+/// not tied to `shared`, which only selects the runtime.
+pub(crate) fn local_of<'a>(shared: &Arc<Shared>) -> Option<&'a Local> {
     let local = context::current_worker_ptr();
     // SAFETY: a non-null worker pointer is the `Local` of the loop running on this thread,
     // which outlives every coroutine and timer that runs on it.
-    let local = unsafe { local.as_ref() }.filter(|l| Arc::ptr_eq(&l.shared, &task.shared));
-    if let Some(local) = local {
+    unsafe { local.as_ref() }.filter(|l| Arc::ptr_eq(&l.shared, shared))
+}
+
+/// Queues a coroutine whose park just ended, by the rules of the module docs.
+pub(crate) fn schedule(task: Arc<Task>) {
+    if let Some(local) = local_of(&task.shared) {
         if local.migrate {
             local.deque.push(task);
             local.shared.notify_stealable();
