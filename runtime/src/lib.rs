@@ -6,7 +6,9 @@
 //! - [`spawn`], [`Builder`], [`JoinHandle`], [`scope`]: coroutines, as threads are spawned;
 //! - [`sleep`], [`yield_now`], [`park`], [`park_timeout`], [`current`]: as in `std::thread`;
 //! - [`Runtime`] and [`runtime::Builder`]: a runtime of your own; [`block_on`] for the default;
-//! - [`spawn_blocking`]: a bounded pool for calls that can only block a thread.
+//! - [`spawn_blocking`]: a bounded pool for calls that can only block a thread;
+//! - [`reactor::Registration`]: blocking-style I/O on any non-blocking fd (`weft::net` is built
+//!   on it).
 //!
 //! Internally, every blocking call parks through one protocol ([`state`](self) module docs),
 //! each worker owns its queues, timers and epoll instance, and a started coroutine stays on
@@ -24,6 +26,7 @@ mod monitor;
 mod overflow;
 mod panic_hook;
 mod park;
+pub mod reactor;
 mod registry;
 mod scope;
 mod stack;

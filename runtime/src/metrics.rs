@@ -48,6 +48,11 @@ pub struct WorkerMetrics {
     pub polls: u64,
     /// Events `epoll_wait` returned.
     pub events: u64,
+    /// Parks of coroutines on this worker waiting for fd readiness.
+    pub io_waits: u64,
+    /// Those parks that a readiness edge ended, after which the call would still block: wakes
+    /// for readiness that was already used up, or would be, for a closed and reused fd, stale.
+    pub io_spurious: u64,
 }
 
 /// The live counters behind [`WorkerMetrics`].
@@ -60,6 +65,8 @@ pub(crate) struct Counters {
     pub(crate) parks: AtomicU64,
     pub(crate) polls: AtomicU64,
     pub(crate) events: AtomicU64,
+    pub(crate) io_waits: AtomicU64,
+    pub(crate) io_spurious: AtomicU64,
 }
 
 /// Adds `n` to a counter that only the calling worker writes.
@@ -79,6 +86,8 @@ impl Counters {
             parks: self.parks.load(Relaxed),
             polls: self.polls.load(Relaxed),
             events: self.events.load(Relaxed),
+            io_waits: self.io_waits.load(Relaxed),
+            io_spurious: self.io_spurious.load(Relaxed),
         }
     }
 }

@@ -6,7 +6,8 @@
 //! long computation) keeps its worker from everything else queued there. The monitor logs a
 //! warning naming the coroutine, once per stall, and for as long as the stall lasts wakes a
 //! sleeping worker whenever unstarted coroutines wait (in the stalled worker's deque or the
-//! global queue), so they are stolen and run elsewhere.
+//! global queue), so they are stolen and run elsewhere, and serves the stalled worker's epoll,
+//! so fds that became ready wake their coroutines.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ pub(crate) fn run(shared: &Shared) {
     let now = Instant::now();
     let mut seen =
         vec![Seen { switches: 0, coroutine: 0, since: now, reported: false }; shared.remotes.len()];
+    let mut events = vec![crate::sys::Event { events: 0, u64: 0 }; 64];
     loop {
         {
             let mut stop = shared.monitor_stop.0.lock();
@@ -52,9 +54,16 @@ pub(crate) fn run(shared: &Shared) {
             if stalled < STALL_THRESHOLD {
                 continue;
             }
-            // Every period of a stall: a sleeping worker should take what is stealable.
+            // Every period of a stall: a sleeping worker should take what is stealable, and the
+            // stalled worker's ready fds should still wake their coroutines (those homed on
+            // other workers run there; in migration mode, any of them).
             if !remote.stealer.is_empty() || !shared.injector.is_empty() {
                 shared.notify_stealable();
+            }
+            if remote.registered.load(Relaxed) > 0 {
+                if let Ok(n) = remote.epoll.wait(&mut events, Some(Duration::ZERO)) {
+                    crate::reactor::dispatch(&events[..n], crate::worker::WAKE_TOKEN);
+                }
             }
             if seen.reported {
                 continue;

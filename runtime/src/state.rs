@@ -276,6 +276,14 @@ impl State {
         gen_of(cur) == gen && cur & LIFE_MASK == PARKED
     }
 
+    /// Whether park generation `gen` may still be waiting: it is the current generation, and
+    /// the owner is running (about to commit it) or parked. False means a waker for `gen` can
+    /// only be stale.
+    pub(crate) fn may_be_in_park(&self, gen: u64) -> bool {
+        let cur = self.0.load(Acquire);
+        gen_of(cur) == gen && matches!(cur & LIFE_MASK, RUNNING | PARKED)
+    }
+
     /// Whether the state is PARKED (for a thread waiting for its wake).
     pub(crate) fn is_parked(&self) -> bool {
         self.0.load(Acquire) & LIFE_MASK == PARKED

@@ -152,6 +152,24 @@ impl Epoll {
         syscall!(epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev)).map(drop)
     }
 
+    /// Registers `fd` for `events`, or, if it is already in this epoll set (an fd number that
+    /// was registered, then closed and reused without a removal), replaces its registration.
+    pub(crate) fn add_or_modify(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        match self.add(fd, events, token) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let mut ev = libc::epoll_event { events, u64: token };
+                syscall!(epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev)).map(drop)
+            }
+            res => res,
+        }
+    }
+
+    /// Removes `fd` from the set.
+    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
+        // The event argument is ignored for EPOLL_CTL_DEL (and may be null since Linux 2.6.9).
+        syscall!(epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, ptr::null_mut())).map(drop)
+    }
+
     /// Waits for events, at most `timeout` (rounded up to whole milliseconds, so a timer is
     /// never served early), or forever with `None`. `EINTR` reads as zero events.
     pub(crate) fn wait(
@@ -159,19 +177,29 @@ impl Epoll {
         events: &mut [Event],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let ms = match timeout {
-            None => -1,
-            Some(d) => {
-                let ms = d.as_nanos().div_ceil(1_000_000);
-                ms.min(i32::MAX as u128) as libc::c_int
-            }
-        };
+        let ms = timeout_ms(timeout);
         let cap = events.len().min(i32::MAX as usize) as libc::c_int;
         match syscall!(epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), cap, ms)) {
             Ok(n) => Ok(n as usize),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Blocks the thread in `poll(2)` until `fd` has one of `events`, or `timeout` passes (rounded
+/// up to whole milliseconds; `None` waits without limit). A hang-up or error also ends it.
+pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> io::Result<()> {
+    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    syscall!(poll(&mut pfd, 1, timeout_ms(timeout))).map(drop)
+}
+
+/// A timeout in whole milliseconds for epoll_wait and poll, rounded up so a deadline is never
+/// served early; `None` is -1, no limit.
+fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
     }
 }
 

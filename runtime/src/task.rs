@@ -318,6 +318,26 @@ impl Waker {
     }
 }
 
+impl Waker {
+    /// Whether both wakers are for the same coroutine or thread (whatever the park).
+    pub(crate) fn same_owner(&self, other: &Waker) -> bool {
+        match (self, other) {
+            (Waker::Task(a, _), Waker::Task(b, _)) => Arc::ptr_eq(a, b),
+            (Waker::Thread(a, _), Waker::Thread(b, _)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// False once the park this waker ends is known to be over; true while it may still be
+    /// waiting (or about to).
+    pub(crate) fn may_be_waiting(&self) -> bool {
+        match self {
+            Waker::Task(task, gen) => task.state.may_be_in_park(*gen),
+            Waker::Thread(thread, gen) => thread.state.may_be_in_park(*gen),
+        }
+    }
+}
+
 impl fmt::Debug for Waker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -37,7 +37,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ptr;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -62,10 +62,15 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 32;
 /// cost more than the switch itself. An idle worker checks at once. A power of two, and a
 /// divisor of [`GLOBAL_QUEUE_INTERVAL`].
 const TIMER_CHECK_INTERVAL: u32 = 16;
+/// Ticks between non-blocking looks at the worker's epoll while it has fds registered and
+/// other work to do, so I/O readiness is not left waiting behind a busy run queue. Go's
+/// scheduler polls the network at most every 10 ms when busy; a look costs one syscall,
+/// about what 64 switches do.
+const EVENT_INTERVAL: u32 = 64;
 /// Events taken from one `epoll_wait`.
 const EVENTS_PER_POLL: usize = 256;
 /// The eventfd's token in the worker's epoll set.
-const WAKE_TOKEN: u64 = u64::MAX;
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
 
 /// How long an idle worker spins, watching for a wake, before it sleeps in `epoll_wait`. A
 /// wake of a sleeping thread costs tens of microseconds on these machines; a hand-off between
@@ -91,6 +96,9 @@ pub(crate) struct Remote {
     /// Id of the coroutine running now (0 when none) and its registry key.
     pub(crate) current_id: std::sync::atomic::AtomicU64,
     pub(crate) current_key: std::sync::atomic::AtomicUsize,
+    /// Fds registered on `epoll` (see [`crate::reactor`]); while there are none, a busy worker
+    /// does not look at its epoll.
+    pub(crate) registered: std::sync::atomic::AtomicUsize,
 }
 
 impl Remote {
@@ -111,6 +119,7 @@ impl Remote {
             switches: Padded::default(),
             current_id: Default::default(),
             current_key: Default::default(),
+            registered: Default::default(),
         };
         Ok((remote, deque))
     }
@@ -136,6 +145,7 @@ pub(crate) struct Local {
     runq: RefCell<VecDeque<Arc<Task>>>,
     timers: RefCell<Timers>,
     pub(crate) stacks: RefCell<StackPool>,
+    events: RefCell<Vec<Event>>,
     tick: Cell<u32>,
     searching: Cell<bool>,
     rng: Cell<u64>,
@@ -154,6 +164,7 @@ impl Local {
             runq: RefCell::new(VecDeque::new()),
             timers: RefCell::new(Timers::default()),
             stacks: RefCell::new(StackPool::new(index)),
+            events: RefCell::new(vec![Event { events: 0, u64: 0 }; EVENTS_PER_POLL]),
             tick: Cell::new(0),
             searching: Cell::new(false),
             rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1)),
@@ -182,13 +193,12 @@ impl Local {
     pub(crate) fn run(&self) {
         context::set_current_worker(self);
         let _altstack = sys::ensure_sigaltstack();
-        let mut events = vec![Event { events: 0, u64: 0 }; EVENTS_PER_POLL];
         loop {
             if let Some(task) = self.next_task() {
                 self.run_task(task);
                 continue;
             }
-            if self.fire_timers() > 0 {
+            if self.fire_timers() > 0 || self.poll_io() > 0 {
                 continue;
             }
             if let Some(task) = self.search() {
@@ -198,7 +208,7 @@ impl Local {
             if self.shared.is_finished() {
                 break;
             }
-            self.sleep(&mut events);
+            self.sleep();
         }
         if self.searching.replace(false) {
             self.shared.idle.stop_searching();
@@ -240,6 +250,9 @@ impl Local {
     #[cold]
     fn periodic_checks(&self, tick: u32) -> Option<Arc<Task>> {
         self.fire_timers();
+        if tick & (EVENT_INTERVAL - 1) == 0 {
+            self.poll_io();
+        }
         if tick & (GLOBAL_QUEUE_INTERVAL - 1) == 0 {
             return self.pop_injector();
         }
@@ -254,6 +267,33 @@ impl Local {
                 Steal::Retry => continue,
             }
         }
+    }
+
+    /// Takes the events that are ready on this worker's epoll, without waiting, and wakes their
+    /// coroutines; returns how many events there were. Skipped while no fd is registered.
+    fn poll_io(&self) -> usize {
+        let remote = self.remote();
+        if remote.registered.load(Relaxed) == 0 {
+            return 0;
+        }
+        self.wait_io(Some(std::time::Duration::ZERO))
+    }
+
+    /// One `epoll_wait` with `timeout`, and the dispatch of what it returns.
+    fn wait_io(&self, timeout: Option<std::time::Duration>) -> usize {
+        let remote = self.remote();
+        let mut events = self.events.borrow_mut();
+        bump(&remote.counters.polls, 1);
+        let n = match remote.epoll.wait(&mut events, timeout) {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("weft: epoll_wait failed on worker {}: {e}", self.index);
+                0
+            }
+        };
+        bump(&remote.counters.events, n as u64);
+        crate::reactor::dispatch(&events[..n], WAKE_TOKEN);
+        n
     }
 
     /// Fires due timers; returns how many fired.
@@ -408,7 +448,7 @@ impl Local {
     }
 
     /// Sleeps in `epoll_wait` until woken, an event, or the next timer.
-    fn sleep(&self, events: &mut [Event]) {
+    fn sleep(&self) {
         let was_searching = self.searching.replace(false);
         let shared = &self.shared;
         shared.idle.transition_to_parked(self.index, was_searching);
@@ -434,17 +474,8 @@ impl Local {
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
         if remote.unpark.compare_exchange(AWAKE, SLEEPING, SeqCst, SeqCst).is_ok() {
-            let counters = &remote.counters;
-            bump(&counters.parks, 1);
-            bump(&counters.polls, 1);
-            let n = match remote.epoll.wait(events, timeout) {
-                Ok(n) => n,
-                Err(e) => {
-                    log::error!("weft: epoll_wait failed on worker {}: {e}", self.index);
-                    0
-                }
-            };
-            bump(&counters.events, n as u64);
+            bump(&remote.counters.parks, 1);
+            self.wait_io(timeout);
         }
         remote.unpark.store(AWAKE, SeqCst);
         if !shared.idle.wake_self(self.index, false) {
@@ -458,7 +489,8 @@ impl Local {
     /// Spins for up to [`IDLE_SPIN`] before sleeping, watching for a wake. Every wake of this
     /// worker (inbox work, a notifier choosing it, shutdown) goes through `Remote::unpark`,
     /// which leaves NOTIFIED here while the worker is not SLEEPING, so that one word is all
-    /// there is to watch. Returns whether a wake came.
+    /// there is to watch; with fds registered, it also looks at its epoll now and then, and
+    /// stops when an event woke a coroutine. Returns whether a wake came.
     fn spin_for_wake(&self, remote: &Remote) -> bool {
         if IDLE_SPIN.is_zero() {
             return false;
@@ -468,8 +500,16 @@ impl Local {
         while remote.unpark.load(Relaxed) == AWAKE {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 64 == 0 && Instant::now() >= until {
-                return false;
+            if spins % 64 == 0 {
+                if self.poll_io() > 0 && (!self.runq.borrow().is_empty() || !self.deque.is_empty()) {
+                    // A coroutine of this worker is ready. The caller's sleep attempt will see
+                    // the runq is not empty only after it returns, so make it not sleep.
+                    remote.unpark.store(NOTIFIED, SeqCst);
+                    return true;
+                }
+                if Instant::now() >= until {
+                    return false;
+                }
             }
         }
         true
@@ -512,6 +552,14 @@ pub(crate) fn schedule(task: Arc<Task>) {
         let remote = &shared.remotes[home];
         remote.inbox.push(task);
         remote.unpark();
+    }
+}
+
+/// Bumps an I/O counter of the worker the calling coroutine runs on.
+pub(crate) fn count_io(counter: impl FnOnce(&crate::metrics::Counters) -> &AtomicU64) {
+    // SAFETY: as in `local_of`: a non-null worker is the loop running on this thread.
+    if let Some(local) = unsafe { context::current_worker_ptr().as_ref() } {
+        bump(counter(&local.remote().counters), 1);
     }
 }
 

@@ -1,0 +1,394 @@
+//! The core every socket type is built on: an fd in non-blocking mode, its reactor
+//! registration, and the per-handle settings std keeps in the kernel (timeouts, blocking mode)
+//! but weft must know without a syscall.
+//!
+//! Every blocking call goes through [`Socket::read_with`] or [`Socket::write_with`]:
+//!
+//! 1. If the user asked for non-blocking mode, the call is made once and `WouldBlock` returned
+//!    as std does.
+//! 2. Otherwise [`Registration::io`] makes the call, and on `WouldBlock` parks the coroutine
+//!    (or polls the thread) until the fd is ready or the direction's timeout passes.
+//!
+//! The kernel's `O_NONBLOCK` is always set while weft owns the fd. What a user sees as
+//! "blocking mode" is the `nonblocking` flag here. `SO_RCVTIMEO`/`SO_SNDTIMEO` are set too, so
+//! a socket handed back to std (`into_std`, `into_raw_fd`) keeps its timeouts and becomes
+//! blocking again.
+
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use socket2::SockRef;
+use weft_runtime::reactor::{Interest, Registration};
+
+use crate::sys;
+
+/// A timeout in nanoseconds, 0 for none (std refuses a zero timeout, so 0 is free).
+struct Timeout(AtomicU64);
+
+impl Timeout {
+    fn new(value: Option<Duration>) -> Timeout {
+        Timeout(AtomicU64::new(value.map_or(0, nanos)))
+    }
+
+    fn get(&self) -> Option<Duration> {
+        match self.0.load(Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    fn set(&self, value: Option<Duration>) {
+        self.0.store(value.map_or(0, nanos), Relaxed);
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    // Durations past u64 nanoseconds (584 years) are as good as none.
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+/// An owned socket fd with weft's bookkeeping.
+pub(crate) struct Socket {
+    // Declared before `fd`: fields drop in order, and the registration must leave the epoll
+    // set while the fd is still open.
+    reg: Registration,
+    fd: OwnedFd,
+    read_timeout: Timeout,
+    write_timeout: Timeout,
+    nonblocking: AtomicBool,
+}
+
+impl Socket {
+    /// Wraps an fd that is already in non-blocking mode, with no timeouts.
+    pub(crate) fn from_nonblocking(fd: OwnedFd) -> Socket {
+        Socket {
+            reg: Registration::new(),
+            fd,
+            read_timeout: Timeout::new(None),
+            write_timeout: Timeout::new(None),
+            nonblocking: AtomicBool::new(false),
+        }
+    }
+
+    /// Adopts an fd from std or from a raw owner: its blocking mode and timeouts become this
+    /// handle's settings, and the fd is switched to non-blocking mode. The second value is the
+    /// error of that switch, if it failed; the socket then blocks the thread in its calls.
+    pub(crate) fn adopt(fd: OwnedFd) -> (Socket, io::Result<()>) {
+        let raw = fd.as_raw_fd();
+        let nonblocking = sys::is_nonblocking(raw);
+        let sock = SockRef::from(&fd);
+        // Every socket type weft wraps has these options; an error leaves "no timeout".
+        let read_timeout = sock.read_timeout().unwrap_or(None);
+        let write_timeout = sock.write_timeout().unwrap_or(None);
+        let user_nonblocking = matches!(nonblocking, Ok(true));
+        let switched = match nonblocking {
+            Ok(true) => Ok(()),
+            Ok(false) => sys::set_nonblocking(raw, true),
+            Err(e) => Err(e),
+        };
+        let socket = Socket {
+            reg: Registration::new(),
+            fd,
+            read_timeout: Timeout::new(read_timeout),
+            write_timeout: Timeout::new(write_timeout),
+            nonblocking: AtomicBool::new(user_nonblocking),
+        };
+        (socket, switched)
+    }
+
+    /// Gives the fd back, out of the reactor, in the blocking mode the user last set.
+    pub(crate) fn release(self) -> io::Result<OwnedFd> {
+        let Socket { reg, fd, nonblocking, .. } = self;
+        drop(reg);
+        if !nonblocking.load(Relaxed) {
+            sys::set_nonblocking(fd.as_raw_fd(), false)?;
+        }
+        Ok(fd)
+    }
+
+    /// Like [`Socket::release`], for `IntoRawFd` and `From`, which cannot fail: if the fd
+    /// cannot be made blocking again (it always can, for an open socket), it is handed over
+    /// as it is.
+    pub(crate) fn into_owned_fd(self) -> OwnedFd {
+        let Socket { reg, fd, nonblocking, .. } = self;
+        drop(reg);
+        if !nonblocking.load(Relaxed) {
+            let _ = sys::set_nonblocking(fd.as_raw_fd(), false);
+        }
+        fd
+    }
+
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// A std (or socket2) value of type `T` over this fd, for calls that never block or that
+    /// std already makes right. It must not outlive `self`, and is never dropped, so it never
+    /// closes the fd.
+    pub(crate) fn view<T: FromRawFd>(&self) -> ManuallyDrop<T> {
+        // SAFETY: the fd is open and owned by `self` for as long as the borrow lasts, and the
+        // ManuallyDrop wrapper never runs T's destructor, so the view cannot close it. Callers
+        // pick a T of the fd's socket type.
+        ManuallyDrop::new(unsafe { T::from_raw_fd(self.fd.as_raw_fd()) })
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, waiting for readability and the read
+    /// timeout in between (or once, in non-blocking mode).
+    pub(crate) fn read_with<T>(&self, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        self.io(Interest::Readable, &self.read_timeout, op)
+    }
+
+    /// As [`Socket::read_with`], for writability and the write timeout.
+    pub(crate) fn write_with<T>(&self, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        self.io(Interest::Writable, &self.write_timeout, op)
+    }
+
+    /// As [`Socket::write_with`], with `timeout` in place of the write timeout (for connect).
+    pub(crate) fn connect_with<T>(
+        &self,
+        timeout: Option<Duration>,
+        op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.reg.io(self.raw(), Interest::Writable, || timeout, op)
+    }
+
+    fn io<T>(
+        &self,
+        interest: Interest,
+        timeout: &Timeout,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        if self.nonblocking.load(Relaxed) {
+            loop {
+                match op() {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    res => return res,
+                }
+            }
+        }
+        self.reg.io(self.raw(), interest, || timeout.get(), op)
+    }
+
+    pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with(|| sys::send(self.raw(), buf))
+    }
+
+    pub(crate) fn send_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.write_with(|| sys::send_vectored(self.raw(), bufs))
+    }
+
+    pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        check_timeout(dur)?;
+        SockRef::from(&self.fd).set_read_timeout(dur)?;
+        self.read_timeout.set(dur);
+        // A caller parked in a read re-reads its deadline.
+        self.reg.notify(Interest::Readable);
+        Ok(())
+    }
+
+    pub(crate) fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        check_timeout(dur)?;
+        SockRef::from(&self.fd).set_write_timeout(dur)?;
+        self.write_timeout.set(dur);
+        self.reg.notify(Interest::Writable);
+        Ok(())
+    }
+
+    pub(crate) fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.read_timeout.get())
+    }
+
+    pub(crate) fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.write_timeout.get())
+    }
+
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        // Callers already parked keep waiting; new calls return at once, as with a std socket
+        // switched while another thread blocks in it.
+        self.nonblocking.store(nonblocking, Relaxed);
+        Ok(())
+    }
+
+    /// A new handle on the same socket (a `dup` of the fd) with this handle's settings.
+    pub(crate) fn try_clone(&self) -> io::Result<Socket> {
+        let fd = self.fd.try_clone()?;
+        Ok(Socket {
+            reg: Registration::new(),
+            fd,
+            read_timeout: Timeout::new(self.read_timeout.get()),
+            write_timeout: Timeout::new(self.write_timeout.get()),
+            nonblocking: AtomicBool::new(self.nonblocking.load(Relaxed)),
+        })
+    }
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fd {}", self.raw())
+    }
+}
+
+/// std's rule: a zero timeout is an error, not "no timeout".
+fn check_timeout(dur: Option<Duration>) -> io::Result<()> {
+    if dur == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    Ok(())
+}
+
+/// Implements the std-shaped plumbing every socket type shares: the fd traits, and `from_std`
+/// / `into_std` conversions with the std type `$std`. The type has a `sock: Socket` field and
+/// a `fn wrap(Socket) -> Self`.
+macro_rules! socket_common {
+    ($ty:ident, $std:ty) => {
+        impl $ty {
+            /// Adopts a std socket: weft takes over its fd, keeps its timeouts and its
+            /// blocking mode as this handle's settings, and waits the weft way.
+            ///
+            /// # Errors
+            ///
+            /// The error of the `fcntl`/`ioctl` call that switches the fd to non-blocking
+            /// mode.
+            pub fn from_std(std: $std) -> io::Result<$ty> {
+                let (sock, switched) = Socket::adopt(OwnedFd::from(std));
+                switched?;
+                Ok($ty::wrap(sock))
+            }
+
+            /// Hands the socket back to std, out of weft's reactor, blocking again unless
+            /// `set_nonblocking(true)` was called, with its timeouts.
+            ///
+            /// # Errors
+            ///
+            /// The error of the call that restores blocking mode.
+            pub fn into_std(self) -> io::Result<$std> {
+                Ok(<$std>::from(self.sock.release()?))
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.sock.fd().as_fd()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.sock.raw()
+            }
+        }
+
+        impl std::os::fd::FromRawFd for $ty {
+            /// Adopts `fd` as [`from_std`](Self::from_std) does. If the fd cannot be switched
+            /// to non-blocking mode (an open socket always can), its calls block the thread.
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $ty {
+                // SAFETY: the caller passes ownership of an open fd, as the trait requires.
+                let (sock, _) = Socket::adopt(unsafe { OwnedFd::from_raw_fd(fd) });
+                $ty::wrap(sock)
+            }
+        }
+
+        impl std::os::fd::IntoRawFd for $ty {
+            /// Gives up the fd, out of weft's reactor and blocking again unless
+            /// `set_nonblocking(true)` was called.
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                std::os::fd::IntoRawFd::into_raw_fd(self.sock.into_owned_fd())
+            }
+        }
+
+        impl From<$ty> for OwnedFd {
+            /// Gives up the fd as [`IntoRawFd`](std::os::fd::IntoRawFd) does.
+            fn from(value: $ty) -> OwnedFd {
+                value.sock.into_owned_fd()
+            }
+        }
+    };
+}
+
+/// Methods that only forward to the std type `$std` over the same fd: calls that never block.
+macro_rules! delegate {
+    ($std:ty; $(fn $name:ident(&self $(, $arg:ident: $argty:ty)*) -> $ret:ty;)*) => {$(
+        #[doc = concat!("As [`", stringify!($std), "::", stringify!($name), "`].")]
+        ///
+        /// # Errors
+        ///
+        /// The error of the underlying system call.
+        pub fn $name(&self $(, $arg: $argty)*) -> $ret {
+            self.sock.view::<$std>().$name($($arg),*)
+        }
+    )*};
+}
+
+/// `Read` and `Write` for a stream type and for a shared reference to it. Reads go through
+/// the std type `$std` over the same fd; writes through weft's `MSG_NOSIGNAL` calls.
+macro_rules! stream_io {
+    ($ty:ident, $std:ty) => {
+        impl std::io::Read for &$ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let view = self.sock.view::<$std>();
+                self.sock.read_with(|| std::io::Read::read(&mut &*view, buf))
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                let view = self.sock.view::<$std>();
+                self.sock.read_with(|| std::io::Read::read_vectored(&mut &*view, bufs))
+            }
+        }
+
+        impl std::io::Write for &$ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.sock.send(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.sock.send_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&*self).read(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl std::io::Write for $ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                (&*self).write(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use {delegate, socket_common, stream_io};
