@@ -242,6 +242,7 @@ where
 pub struct Builder {
     pub(crate) name: Option<String>,
     pub(crate) stack_size: Option<usize>,
+    pub(crate) worker: Option<usize>,
 }
 
 impl Builder {
@@ -263,6 +264,29 @@ impl Builder {
         self
     }
 
+    /// Starts the coroutine on worker `index` (modulo the number of workers, see [`workers`])
+    /// instead of queueing it where any worker may steal it. It then stays there, as every
+    /// started coroutine does.
+    ///
+    /// A spawned coroutine normally starts on the spawning worker unless an idle worker steals
+    /// it first, and a busy worker usually runs its own queue before a sleeping one wakes up.
+    /// Long-lived coroutines that should spread over the cores, such as one acceptor per
+    /// worker on a `SO_REUSEPORT` listener, are placed with this.
+    ///
+    /// ```
+    /// let names: Vec<_> = (0..weft::workers())
+    ///     .map(|i| weft::Builder::new().worker(i).spawn(|| std::thread::current().name().map(String::from)))
+    ///     .collect::<Result<_, _>>()?;
+    /// let mut names: Vec<_> = names.into_iter().map(|h| h.join().unwrap()).collect();
+    /// names.dedup();
+    /// assert_eq!(names.len(), weft::workers());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn worker(mut self, index: usize) -> Builder {
+        self.worker = Some(index);
+        self
+    }
+
     /// Spawns the coroutine on the current runtime (see [`spawn`]).
     ///
     /// # Errors
@@ -280,23 +304,30 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_on(&current_shared(), self.name, self.stack_size, f)
+        spawn_on(&current_shared(), self, f)
     }
 }
 
+/// The number of worker threads of the runtime the caller runs on: its coroutine's runtime,
+/// or, on a plain thread, the default runtime (which this starts if it has not started yet).
+///
+/// ```
+/// let rt = weft::Runtime::builder().workers(3).build()?;
+/// assert_eq!(rt.block_on(weft::workers), 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn workers() -> usize {
+    current_shared().remotes.len()
+}
+
 /// Spawns a `'static` coroutine on `shared`.
-pub(crate) fn spawn_on<F, T>(
-    shared: &Arc<Shared>,
-    name: Option<String>,
-    stack_size: Option<usize>,
-    f: F,
-) -> io::Result<JoinHandle<T>>
+pub(crate) fn spawn_on<F, T>(shared: &Arc<Shared>, opts: Builder, f: F) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     // SAFETY: `F` and `T` are 'static, so the coroutine borrows nothing that could end.
-    let inner = unsafe { spawn_unchecked(shared, name, stack_size, None, f)? };
+    let inner = unsafe { spawn_unchecked(shared, opts, None, f)? };
     Ok(JoinHandle { inner })
 }
 
@@ -309,8 +340,7 @@ where
 /// scope that does.
 pub(crate) unsafe fn spawn_unchecked<'a, F, T>(
     shared: &Arc<Shared>,
-    name: Option<String>,
-    stack_size: Option<usize>,
+    opts: Builder,
     scope: Option<Arc<ScopeData>>,
     f: F,
 ) -> io::Result<JoinInner<'a, T>>
@@ -318,6 +348,7 @@ where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
 {
+    let Builder { name, stack_size, worker } = opts;
     let size = stack::size_class(stack_size.unwrap_or(shared.config.stack_size));
     let local = crate::worker::local_of(shared);
     let stack = match local {
@@ -365,7 +396,22 @@ where
         Some(local) => {
             shared.registry.insert(local.index, &task);
             bump(&shared.remotes[local.index].counters.spawned, 1);
-            local.deque.push(task);
+            match worker {
+                // An unstarted task in an inbox: only that worker pops it, and starts it.
+                Some(index) => {
+                    let remote = &shared.remotes[index % shared.remotes.len()];
+                    remote.inbox.push(task);
+                    remote.unpark();
+                }
+                None => local.deque.push(task),
+            }
+        }
+        None if worker.is_some() => {
+            shared.registry.insert(shared.outside_shard(), &task);
+            shared.spawned_outside.fetch_add(1, Relaxed);
+            let remote = &shared.remotes[worker.unwrap_or(0) % shared.remotes.len()];
+            remote.inbox.push(task);
+            remote.unpark();
         }
         None => {
             shared.registry.insert(shared.outside_shard(), &task);

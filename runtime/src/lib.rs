@@ -39,7 +39,7 @@ mod worker;
 /// The runtime handle's builder and related items.
 pub mod runtime;
 
-pub use join::{spawn, spawn_blocking, Builder, JoinHandle};
+pub use join::{spawn, spawn_blocking, workers, Builder, JoinHandle};
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use park::{current, is_coroutine, park, park_timeout, sleep, yield_now};
 pub use runtime::{block_on, Runtime};

@@ -58,8 +58,8 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::atomic::Ordering::Release;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -423,18 +423,15 @@ impl Registration {
             waiters.retain(|w| !w.same_owner(&waker) && w.may_be_waiting());
             waiters.push(waker);
             outcome = Ok(Wait::Woken { by_edge: false });
+            // Counted when the wait starts, so the metric shows callers parked right now.
+            worker::count_io(|c| &c.io_waits);
             true
         });
         let parked = matches!(outcome, Ok(Wait::Woken { .. }));
-        if parked {
-            worker::count_io(|c| &c.io_waits);
-        }
         match woke {
             Woke::Cancelled => Err(io::Error::other("weft runtime is shutting down")),
             _ if key.slot.seq.load(Relaxed) != key.seq => Err(deregistered()),
-            _ if parked => {
-                Ok(Wait::Woken { by_edge: key.slot.ticks[dir].load(Relaxed) != seen })
-            }
+            _ if parked => Ok(Wait::Woken { by_edge: key.slot.ticks[dir].load(Relaxed) != seen }),
             _ => outcome,
         }
     }

@@ -226,7 +226,7 @@ impl Runtime {
     {
         // SAFETY: the wait below returns only once the coroutine has finished with `f` and its
         // borrows; it cannot be interrupted or unwound.
-        let handle = unsafe { join::spawn_unchecked(&self.shared, None, None, None, f) }
+        let handle = unsafe { join::spawn_unchecked(&self.shared, join::Builder::new(), None, f) }
             .unwrap_or_else(|e| panic!("weft: cannot spawn the block_on coroutine: {e}"));
         match handle.wait() {
             Ok(value) => value,
@@ -251,7 +251,8 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        join::spawn_on(&self.shared, None, None, f).unwrap_or_else(|e| panic!("weft: {e}"))
+        join::spawn_on(&self.shared, join::Builder::new(), f)
+            .unwrap_or_else(|e| panic!("weft: {e}"))
     }
 
     /// A snapshot of the runtime's counters.

@@ -162,9 +162,7 @@ impl Builder {
         // SAFETY: the packet carries the scope, and `scope` waits (uninterruptibly) until every
         // packet of it is dropped, which happens only after its coroutine finished; the borrows
         // live at least as long as 'scope, which outlives that wait.
-        let spawned = unsafe {
-            join::spawn_unchecked(&shared, self.name, self.stack_size, Some(scope.data.clone()), f)
-        };
+        let spawned = unsafe { join::spawn_unchecked(&shared, self, Some(scope.data.clone()), f) };
         match spawned {
             Ok(inner) => Ok(ScopedJoinHandle { inner }),
             Err(e) => {

@@ -189,7 +189,11 @@ impl Epoll {
 
 /// Blocks the thread in `poll(2)` until `fd` has one of `events`, or `timeout` passes (rounded
 /// up to whole milliseconds; `None` waits without limit). A hang-up or error also ends it.
-pub(crate) fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> io::Result<()> {
+pub(crate) fn poll_one(
+    fd: RawFd,
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
     let mut pfd = libc::pollfd { fd, events, revents: 0 };
     syscall!(poll(&mut pfd, 1, timeout_ms(timeout))).map(drop)
 }

@@ -501,7 +501,8 @@ impl Local {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
             if spins % 64 == 0 {
-                if self.poll_io() > 0 && (!self.runq.borrow().is_empty() || !self.deque.is_empty()) {
+                if self.poll_io() > 0 && (!self.runq.borrow().is_empty() || !self.deque.is_empty())
+                {
                     // A coroutine of this worker is ready. The caller's sleep attempt will see
                     // the runq is not empty only after it returns, so make it not sleep.
                     remote.unpark.store(NOTIFIED, SeqCst);

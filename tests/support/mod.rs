@@ -520,3 +520,210 @@ pub fn percentile(sorted: &[Duration], p: u32) -> Duration {
     let rank = (sorted.len() * p as usize).div_ceil(100).max(1);
     sorted[rank - 1]
 }
+
+/// Waits up to `timeout` until this process's open fds are exactly `baseline` (as
+/// [`open_fds`] lists them); on failure, says which fds are new and which are gone.
+pub fn fds_return_to(baseline: &[String], timeout: Duration) -> Result<(), String> {
+    let mut now = Vec::new();
+    if wait_until(timeout, || {
+        now = open_fds();
+        now == baseline
+    }) {
+        return Ok(());
+    }
+    let new: Vec<_> = now.iter().filter(|fd| !baseline.contains(fd)).collect();
+    let gone: Vec<_> = baseline.iter().filter(|fd| !now.contains(fd)).collect();
+    Err(format!(
+        "{} fds open after {timeout:?}, baseline {}; {} new (first: {:?}); {} gone (first: {:?})",
+        now.len(),
+        baseline.len(),
+        new.len(),
+        &new[..new.len().min(8)],
+        gone.len(),
+        &gone[..gone.len().min(8)],
+    ))
+}
+
+/// Clock ticks per second, the unit of the times in `/proc/<pid>/stat`.
+pub fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).expect("sysconf(_SC_CLK_TCK)")
+}
+
+/// CPU time (user + system) that process `pid` has used so far, from `/proc/<pid>/stat`, in
+/// clock ticks (see [`clock_ticks_per_sec`]).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
+    // The command name (field 2) is in parentheses and may hold spaces: count from the last
+    // ')'. After it come field 3 (state) onwards; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').expect("a ')' in /proc/<pid>/stat") + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> u64 {
+        fields[n - 3].parse().unwrap_or_else(|_| panic!("field {n} of /proc/{pid}/stat: {stat}"))
+    };
+    field(14) + field(15)
+}
+
+/// A child process started by [`spawn_child`]: its pid is known while it runs, its stdout
+/// comes line by line, and it is killed (SIGKILL) and reaped if dropped while still running.
+/// The kernel also kills it if the thread that spawned it dies (`PR_SET_PDEATHSIG`), so a
+/// parent that aborts leaves no orphan.
+pub struct Child {
+    scenario: String,
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    /// Every stdout line so far, including those not yet taken by [`Child::line`].
+    stdout: Arc<Mutex<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    reaped: bool,
+}
+
+/// Starts this test binary as a child, as [`run_child`] does, but returns at once with a
+/// [`Child`] handle. The child's stdin is a pipe; [`Child::close_stdin`] closes it.
+pub fn spawn_child(test: &str, scenario: &str, envs: &[(&str, &str)]) -> Child {
+    use std::os::unix::process::CommandExt;
+
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, scenario)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+    // async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("spawn the child test process");
+    let out = child.stdout.take().expect("child stdout");
+    let stderr = drain(child.stderr.take().expect("child stderr"));
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let (tx, lines) = mpsc::channel();
+    let all = Arc::clone(&stdout);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let mut all = lock(&all);
+            all.push_str(&line);
+            all.push('\n');
+            drop(all);
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Child {
+        scenario: scenario.to_owned(),
+        child,
+        lines,
+        stdout,
+        stderr: Some(stderr),
+        reaped: false,
+    }
+}
+
+impl Child {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next stdout line, waiting up to `timeout`; `None` on timeout or end of output.
+    pub fn line(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Skips stdout lines until one holds `prefix` and returns the rest of it after `prefix`;
+    /// panics with the child's output if none comes within `timeout`. (`prefix` need not
+    /// start the line: libtest's `test <name> ... ` comes before the first line a test
+    /// prints.)
+    pub fn expect_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.line(left) {
+                Some(line) => {
+                    if let Some((_, rest)) = line.split_once(prefix) {
+                        return rest.to_owned();
+                    }
+                }
+                None => {
+                    let why = match self.child.try_wait() {
+                        Ok(Some(status)) => format!("it exited: {status:?}"),
+                        _ => format!("none within {timeout:?}"),
+                    };
+                    panic!(
+                        "child scenario '{}': no stdout line with {prefix:?}: {why}\n{}",
+                        self.scenario,
+                        self.output_so_far()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Closes the child's stdin, which a child may take as the signal to finish.
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    /// Whether the child is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stdout so far (stderr is only available after the child ends).
+    pub fn output_so_far(&self) -> String {
+        format!("--- stdout so far ---\n{}", lock(&self.stdout))
+    }
+
+    /// Waits up to `timeout` for the child to exit and returns its output; a child still
+    /// running then is killed, and the call panics with its output.
+    pub fn wait(mut self, timeout: Duration) -> ChildOutput {
+        self.close_stdin();
+        let exited = wait_until(timeout, || !matches!(self.child.try_wait(), Ok(None)));
+        if !exited {
+            let _ = self.child.kill();
+        }
+        let status = self.child.wait().expect("wait for the child");
+        self.reaped = true;
+        // The stdout reader ends at EOF, which the exit brings; give it a moment to append.
+        let _ = wait_until(Duration::from_secs(5), || {
+            matches!(self.lines.try_recv(), Err(mpsc::TryRecvError::Disconnected))
+        });
+        let out = ChildOutput {
+            status,
+            stdout: lock(&self.stdout).clone(),
+            stderr: self.stderr.take().map_or_else(String::new, join_drain),
+        };
+        if !exited {
+            panic!(
+                "child scenario '{}' still running after {timeout:?}; killed it\n{out}",
+                self.scenario
+            );
+        }
+        out
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The porting test of weft as a program: one thread-per-connection server, compiled twice.
+//!
+//! ```text
+//! cargo run --release --example port_std -- std  [--addr 127.0.0.1:9001] [--idle SECS]
+//! cargo run --release --example port_std -- weft [--addr 127.0.0.1:9001] [--idle SECS]
+//! ```
+//!
+//! The server lives in `examples/port_std/server.rs`, written against `std::net` and
+//! `std::thread`. This file pastes it into two modules that differ only in their `use` lines:
+//! `with_std` runs a thread per connection, `with_weft` a coroutine per connection, from the
+//! same text. `tests/net_port.rs` drives both with one client and expects the same answers.
+//!
+//! Try it with `nc 127.0.0.1 9001`: type `PING`, `ECHO hello`, `QUIT`. A connection that sends
+//! no complete line for `--idle` seconds (default 30) is told `BYE idle` and closed.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The server on OS threads: `std::net` and `std::thread`.
+mod with_std {
+    use std::net::{TcpListener, TcpStream};
+    use std::thread;
+
+    include!("port_std/server.rs");
+}
+
+/// The same server on weft coroutines: `weft::net`, and `weft` in place of `std::thread`.
+mod with_weft {
+    use weft as thread;
+    use weft::net::{TcpListener, TcpStream};
+
+    include!("port_std/server.rs");
+}
+
+/// The `--help` text.
+const USAGE: &str = "\
+usage: port_std std|weft [--addr ADDR] [--idle SECS]
+
+  std|weft       serve with std threads or with weft coroutines
+  --addr ADDR    address to listen on (default 127.0.0.1:9001)
+  --idle SECS    close a connection after this long without a complete line (default 30)
+  -h, --help     show this help
+
+Prints `listening on <addr> (<flavour>)` once bound.";
+
+/// Which of the two compilations of the server to run.
+#[derive(Clone, Copy, Debug)]
+enum Flavour {
+    Std,
+    Weft,
+}
+
+impl Flavour {
+    /// The name used on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            Flavour::Std => "std",
+            Flavour::Weft => "weft",
+        }
+    }
+}
+
+/// The command line.
+struct Options {
+    flavour: Flavour,
+    addr: String,
+    idle: Duration,
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(opts)) => opts,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("port_std: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // Without a connection limit the server runs until the process ends; `join` returns only
+    // if it failed.
+    let served = match opts.flavour {
+        Flavour::Std => with_std::start(&opts.addr, opts.idle, None)
+            .and_then(|(addr, server)| announce(addr, opts.flavour).map(|()| server.join())),
+        Flavour::Weft => with_weft::start(&opts.addr, opts.idle, None)
+            .and_then(|(addr, server)| announce(addr, opts.flavour).map(|()| server.join())),
+    };
+    match served {
+        Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+        Ok(Ok(Err(e))) | Err(e) => {
+            eprintln!("port_std: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(_)) => {
+            eprintln!("port_std: the server panicked");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints the `listening on` line that scripts wait for.
+///
+/// # Errors
+///
+/// A failed write to stdout.
+fn announce(addr: SocketAddr, flavour: Flavour) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "listening on {addr} ({})", flavour.name())?;
+    stdout.flush()
+}
+
+/// Parses the command line; `Ok(None)` means `--help`.
+///
+/// # Errors
+///
+/// A message naming the bad or missing argument.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut flavour = None;
+    let mut addr = "127.0.0.1:9001".to_owned();
+    let mut idle = Duration::from_secs(30);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.into())),
+            _ => (arg, None),
+        };
+        let value = || inline.or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "std" => flavour = Some(Flavour::Std),
+            "weft" => flavour = Some(Flavour::Weft),
+            "--addr" => addr = value()?,
+            "--idle" => {
+                let text = value()?;
+                match text.parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+                    Some(d) if !d.is_zero() => idle = d,
+                    _ => return Err(format!("--idle wants a number of seconds, not {text:?}")),
+                }
+            }
+            _ => return Err(format!("unknown argument {flag:?}")),
+        }
+    }
+    let flavour = flavour.ok_or("say which server to run: std or weft")?;
+    Ok(Some(Options { flavour, addr, idle }))
+}
