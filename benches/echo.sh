@@ -58,7 +58,7 @@ measure() {
   local msgs cpu_us
   msgs=$(field msgs "$result")
   cpu_us=$(awk -v t=$((after - before)) -v hz="$clk_tck" -v m="$msgs" \
-    'BEGIN { printf "%.2f", m > 0 ? t * 1e6 / hz / m : 0 }')
+    'BEGIN { printf "%.2f", (m > 0 ? t * 1e6 / hz / m : 0) }')
   echo "$(field msgs_per_sec "$result") $(field p50_us "$result") $(field p99_us "$result") $(field p999_us "$result") $cpu_us"
 }
 
@@ -90,7 +90,7 @@ for conns in "${conns_grid[@]}"; do
       cpu=$(stat_col "$f" 5 | cut -d'|' -f1)
       ratio=""
       if [[ "$server" == threads ]]; then
-        ratio=$(awk -v a="${median[weft]}" -v b="$med" 'BEGIN { printf "%.2f×", b > 0 ? a / b : 0 }')
+        ratio=$(awk -v a="${median[weft]}" -v b="$med" 'BEGIN { printf "%.2f×", (b > 0 ? a / b : 0) }')
       fi
       echo "| $conns | $size | $server | $med ($range) | $p50 | $p99 | $p999 | $cpu | $ratio |"
     done
@@ -106,16 +106,18 @@ for server in "${servers[@]}"; do
   start_server "$server"
   rss0=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
   # One message per connection per 10 s: the connections are open and almost always idle.
+  # The client runs until killed; the server is measured once it holds every connection (a
+  # thread-per-connection server takes a while to accept them all).
   taskset -c 1 "$bin/echo_client" --addr "127.0.0.1:$port" --workers 1 --conns 10000 --size 64 \
-    --duration 6 --rate 1000 >"$out/idle.out" 2>&1 &
+    --duration 600 --rate 1000 >"$out/idle.out" 2>&1 &
   client=$!
-  for _ in $(seq 400); do
+  for _ in $(seq 1200); do
     [[ $(ls "/proc/$server_pid/fd" | wc -l) -ge 10000 ]] && break
     sleep 0.05
   done
   sleep 2
   rss1=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
-  wait "$client" || true
+  kill "$client" 2>/dev/null; wait "$client" 2>/dev/null || true
   stop_server
   echo "| $server | $rss0 | $rss1 | $(( (rss1 - rss0) * 1024 / 10000 )) |"
 done

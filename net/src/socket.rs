@@ -238,10 +238,7 @@ impl std::fmt::Debug for Socket {
 /// std's rule: a zero timeout is an error, not "no timeout".
 fn check_timeout(dur: Option<Duration>) -> io::Result<()> {
     if dur == Some(Duration::ZERO) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "cannot set a 0 duration timeout",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
     }
     Ok(())
 }
@@ -391,4 +388,72 @@ macro_rules! stream_io {
     };
 }
 
-pub(crate) use {delegate, socket_common, stream_io};
+/// The per-handle settings every socket type has: `try_clone` and `set_nonblocking`, and with
+/// `timeouts`, the four timeout calls.
+macro_rules! settings {
+    ($ty:ident) => {
+        /// Creates a new handle on the same socket (a `dup` of its fd), with this handle's
+        /// timeouts and mode. Changing them later on one handle does not change the other;
+        /// std's handles share them.
+        ///
+        /// # Errors
+        ///
+        /// The error of `dup`, such as `EMFILE`.
+        pub fn try_clone(&self) -> std::io::Result<$ty> {
+            Ok($ty::wrap(self.sock.try_clone()?))
+        }
+
+        /// Moves this handle in or out of non-blocking mode: calls then return `WouldBlock`
+        /// instead of waiting, as with std.
+        ///
+        /// # Errors
+        ///
+        /// None on Linux; the `Result` mirrors std.
+        pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+            self.sock.set_nonblocking(nonblocking)
+        }
+    };
+    ($ty:ident, timeouts) => {
+        $crate::socket::settings!($ty);
+
+        /// Sets the read timeout; `None` waits without limit. A read that waits longer
+        /// returns `TimedOut`. A read already waiting takes the new timeout, counted from the
+        /// start of its call.
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+        pub fn set_read_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
+            self.sock.set_read_timeout(dur)
+        }
+
+        /// Sets the write timeout, as `set_read_timeout` does for reads.
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+        pub fn set_write_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
+            self.sock.set_write_timeout(dur)
+        }
+
+        /// The read timeout.
+        ///
+        /// # Errors
+        ///
+        /// None on Linux; the `Result` mirrors std.
+        pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            self.sock.read_timeout()
+        }
+
+        /// The write timeout.
+        ///
+        /// # Errors
+        ///
+        /// None on Linux; the `Result` mirrors std.
+        pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            self.sock.write_timeout()
+        }
+    };
+}
+
+pub(crate) use {delegate, settings, socket_common, stream_io};

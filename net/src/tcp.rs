@@ -10,7 +10,7 @@ use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::addr::{each_addr, ToSocketAddrs};
 use crate::backoff::AcceptBackoff;
-use crate::socket::{delegate, socket_common, stream_io, Socket};
+use crate::socket::{delegate, settings, socket_common, stream_io, Socket};
 
 /// The listen backlog: the kernel caps it at `net.core.somaxconn` (4096 by default), which a
 /// burst of thousands of connects needs. std asks for 128.
@@ -117,24 +117,7 @@ impl TcpListener {
         Incoming { listener: self }
     }
 
-    /// Creates a new handle on the same listening socket, with the settings of this one.
-    ///
-    /// # Errors
-    ///
-    /// The error of `dup`, such as `EMFILE`.
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(TcpListener::wrap(self.sock.try_clone()?))
-    }
-
-    /// Moves this listener in or out of non-blocking mode: `accept` then returns `WouldBlock`
-    /// instead of waiting, as with std.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking)
-    }
+    settings!(TcpListener);
 
     delegate! { std::net::TcpListener;
         fn local_addr(&self) -> io::Result<SocketAddr>;
@@ -254,63 +237,7 @@ impl TcpStream {
         self.sock.read_with(|| view.peek(buf))
     }
 
-    /// Creates a new handle on the same connection, with this handle's timeouts and mode.
-    /// Setting them later on one handle does not change the other (std's handles share them).
-    ///
-    /// # Errors
-    ///
-    /// The error of `dup`, such as `EMFILE`.
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream::wrap(self.sock.try_clone()?))
-    }
-
-    /// Sets the read timeout; `None` waits without limit. A read that waits longer returns
-    /// `TimedOut`. A read already waiting takes the new timeout, counted from its start.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_read_timeout(dur)
-    }
-
-    /// Sets the write timeout, as [`set_read_timeout`](TcpStream::set_read_timeout) does for
-    /// reads.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_write_timeout(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.read_timeout()
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.write_timeout()
-    }
-
-    /// Moves this stream in or out of non-blocking mode: calls then return `WouldBlock`
-    /// instead of waiting, as with std.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking)
-    }
+    settings!(TcpStream, timeouts);
 
     delegate! { std::net::TcpStream;
         fn peer_addr(&self) -> io::Result<SocketAddr>;

@@ -4,10 +4,9 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
-use std::time::Duration;
 
 use crate::addr::{each_addr, ToSocketAddrs};
-use crate::socket::{delegate, socket_common, Socket};
+use crate::socket::{delegate, settings, socket_common, Socket};
 
 /// A UDP socket: [`std::net::UdpSocket`] for coroutines.
 ///
@@ -133,59 +132,7 @@ impl UdpSocket {
         each_addr(&addr, |a| view.connect(a))
     }
 
-    /// Creates a new handle on the same socket, with this handle's timeouts and mode.
-    ///
-    /// # Errors
-    ///
-    /// The error of `dup`, such as `EMFILE`.
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket::wrap(self.sock.try_clone()?))
-    }
-
-    /// Sets the receive timeout; `None` waits without limit.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_read_timeout(dur)
-    }
-
-    /// Sets the send timeout; `None` waits without limit.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_write_timeout(dur)
-    }
-
-    /// The receive timeout.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.read_timeout()
-    }
-
-    /// The send timeout.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.write_timeout()
-    }
-
-    /// Moves this socket in or out of non-blocking mode, as std.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking)
-    }
+    settings!(UdpSocket, timeouts);
 
     delegate! { std::net::UdpSocket;
         fn peer_addr(&self) -> io::Result<SocketAddr>;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, SockRef, Type};
 
 use crate::backoff::AcceptBackoff;
-use crate::socket::{delegate, socket_common, stream_io, Socket};
+use crate::socket::{delegate, settings, socket_common, stream_io, Socket};
 
 /// A Unix socket server: [`std::os::unix::net::UnixListener`] for coroutines.
 ///
@@ -93,23 +93,7 @@ impl UnixListener {
         UnixIncoming { listener: self }
     }
 
-    /// A new handle on the same socket, with this handle's mode.
-    ///
-    /// # Errors
-    ///
-    /// The error of `dup`.
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        Ok(UnixListener::wrap(self.sock.try_clone()?))
-    }
-
-    /// Moves this listener in or out of non-blocking mode, as std.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking)
-    }
+    settings!(UnixListener);
 
     delegate! { std_unix::UnixListener;
         fn local_addr(&self) -> io::Result<SocketAddr>;
@@ -204,59 +188,7 @@ impl UnixStream {
         Ok((wrap(a), wrap(b)))
     }
 
-    /// A new handle on the same connection, with this handle's timeouts and mode.
-    ///
-    /// # Errors
-    ///
-    /// The error of `dup`.
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        Ok(UnixStream::wrap(self.sock.try_clone()?))
-    }
-
-    /// Sets the read timeout, as [`TcpStream::set_read_timeout`](crate::TcpStream).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_read_timeout(dur)
-    }
-
-    /// Sets the write timeout.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_write_timeout(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.read_timeout()
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.write_timeout()
-    }
-
-    /// Moves this stream in or out of non-blocking mode, as std.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking)
-    }
+    settings!(UnixStream, timeouts);
 
     delegate! { std_unix::UnixStream;
         fn local_addr(&self) -> io::Result<SocketAddr>;
@@ -422,59 +354,7 @@ impl UnixDatagram {
         self.sock.view::<std_unix::UnixDatagram>().connect_addr(addr)
     }
 
-    /// A new handle on the same socket, with this handle's timeouts and mode.
-    ///
-    /// # Errors
-    ///
-    /// The error of `dup`.
-    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram::wrap(self.sock.try_clone()?))
-    }
-
-    /// Sets the receive timeout.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_read_timeout(dur)
-    }
-
-    /// Sets the send timeout.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_write_timeout(dur)
-    }
-
-    /// The receive timeout.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.read_timeout()
-    }
-
-    /// The send timeout.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.write_timeout()
-    }
-
-    /// Moves this socket in or out of non-blocking mode, as std.
-    ///
-    /// # Errors
-    ///
-    /// None on Linux; the `Result` mirrors std.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking)
-    }
+    settings!(UnixDatagram, timeouts);
 
     delegate! { std_unix::UnixDatagram;
         fn local_addr(&self) -> io::Result<SocketAddr>;
