@@ -22,7 +22,11 @@ pub(crate) struct AcceptBackoff(AtomicU64);
 
 impl AcceptBackoff {
     /// Sleeps the caller (coroutine or thread) for the next delay of the burst.
-    pub(crate) fn wait(&self, error: &io::Error, listener: &dyn std::fmt::Debug) {
+    ///
+    /// # Errors
+    ///
+    /// The shutdown error, at once, while the caller's runtime shuts down.
+    pub(crate) fn wait(&self, error: &io::Error, listener: &dyn std::fmt::Debug) -> io::Result<()> {
         let prev = self.0.load(Relaxed);
         let delay = if prev == 0 {
             log::warn!(
@@ -34,7 +38,7 @@ impl AcceptBackoff {
             (Duration::from_nanos(prev) * 2).min(MAX)
         };
         self.0.store(delay.as_nanos() as u64, Relaxed);
-        weft_runtime::sleep(delay);
+        weft_runtime::reactor::sleep_io(delay)
     }
 
     /// Ends a burst, after an accept that succeeded.

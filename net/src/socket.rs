@@ -1,6 +1,7 @@
 //! The core every socket type is built on: an fd in non-blocking mode, its reactor
-//! registration, and the per-handle settings std keeps in the kernel (timeouts, blocking mode)
-//! but weft must know without a syscall.
+//! registration, and the settings std keeps in the kernel (timeouts, blocking mode) but weft
+//! must know without a syscall. Like the kernel's, the settings belong to the socket: the
+//! handles made by `try_clone` share them (the [`Family`]).
 //!
 //! Every blocking call goes through [`Socket::read_with`] or [`Socket::write_with`]:
 //!
@@ -13,11 +14,16 @@
 //! "blocking mode" is the `nonblocking` flag here. `SO_RCVTIMEO`/`SO_SNDTIMEO` are set too, so
 //! a socket handed back to std (`into_std`, `into_raw_fd`) keeps its timeouts and becomes
 //! blocking again.
+//!
+//! `O_NONBLOCK` belongs to the open socket too, so a handle given back to std restores
+//! blocking mode only if it is the last weft handle of its family: clearing it under a live
+//! weft handle would make that handle's calls block its worker.
 
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::SockRef;
@@ -56,21 +62,72 @@ pub(crate) struct Socket {
     // set while the fd is still open.
     reg: Registration,
     fd: OwnedFd,
+    family: Family,
+}
+
+/// What the weft handles on one socket made by `try_clone` share, as std's handles share the
+/// kernel's state: the settings, and a count of the handles (see the module docs). A handle
+/// leaves the family when it is dropped or given back.
+struct Family {
+    shared: Arc<FamilyShared>,
+    /// This handle has left (see [`Family::leave`]).
+    left: bool,
+}
+
+struct FamilyShared {
     read_timeout: Timeout,
     write_timeout: Timeout,
+    /// The user's blocking mode (the fd itself is always non-blocking).
     nonblocking: AtomicBool,
+    /// Handles in the family; 0 once the last has left.
+    members: AtomicUsize,
+}
+
+impl Family {
+    fn new(read: Option<Duration>, write: Option<Duration>, nonblocking: bool) -> Family {
+        let shared = Arc::new(FamilyShared {
+            read_timeout: Timeout::new(read),
+            write_timeout: Timeout::new(write),
+            nonblocking: AtomicBool::new(nonblocking),
+            members: AtomicUsize::new(1),
+        });
+        Family { shared, left: false }
+    }
+
+    /// The family of a new clone of a handle of this family.
+    fn join(&self) -> Family {
+        self.shared.members.fetch_add(1, Relaxed);
+        Family { shared: Arc::clone(&self.shared), left: false }
+    }
+
+    /// Leaves the family, once; returns whether this handle was its last.
+    fn leave(&mut self) -> bool {
+        if std::mem::replace(&mut self.left, true) {
+            return false;
+        }
+        // AcqRel: the last handle out sees the others leave before it changes the fd's mode.
+        self.shared.members.fetch_sub(1, AcqRel) == 1
+    }
+}
+
+impl Drop for Family {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+impl std::ops::Deref for Family {
+    type Target = FamilyShared;
+
+    fn deref(&self) -> &FamilyShared {
+        &self.shared
+    }
 }
 
 impl Socket {
     /// Wraps an fd that is already in non-blocking mode, with no timeouts.
     pub(crate) fn from_nonblocking(fd: OwnedFd) -> Socket {
-        Socket {
-            reg: Registration::new(),
-            fd,
-            read_timeout: Timeout::new(None),
-            write_timeout: Timeout::new(None),
-            nonblocking: AtomicBool::new(false),
-        }
+        Socket { reg: Registration::new(), fd, family: Family::new(None, None, false) }
     }
 
     /// Adopts an fd from std or from a raw owner: its blocking mode and timeouts become this
@@ -89,36 +146,35 @@ impl Socket {
             Ok(false) => sys::set_nonblocking(raw, true),
             Err(e) => Err(e),
         };
-        let socket = Socket {
-            reg: Registration::new(),
-            fd,
-            read_timeout: Timeout::new(read_timeout),
-            write_timeout: Timeout::new(write_timeout),
-            nonblocking: AtomicBool::new(user_nonblocking),
-        };
-        (socket, switched)
+        let family = Family::new(read_timeout, write_timeout, user_nonblocking);
+        (Socket { reg: Registration::new(), fd, family }, switched)
     }
 
-    /// Gives the fd back, out of the reactor, in the blocking mode the user last set.
-    pub(crate) fn release(self) -> io::Result<OwnedFd> {
-        let Socket { reg, fd, nonblocking, .. } = self;
+    /// Gives the fd back, out of the reactor, in the blocking mode the user last set; or, if
+    /// other weft handles of its clone family remain, still in non-blocking mode, which they
+    /// need. The second value is the error of restoring blocking mode, if that failed.
+    fn give_back(self) -> (OwnedFd, io::Result<()>) {
+        let Socket { reg, fd, mut family } = self;
         drop(reg);
-        if !nonblocking.load(Relaxed) {
-            sys::set_nonblocking(fd.as_raw_fd(), false)?;
-        }
-        Ok(fd)
+        let restored = if family.leave() && !family.nonblocking.load(Relaxed) {
+            sys::set_nonblocking(fd.as_raw_fd(), false)
+        } else {
+            Ok(())
+        };
+        (fd, restored)
+    }
+
+    /// [`give_back`](Socket::give_back) for `into_std`, which reports the error.
+    pub(crate) fn release(self) -> io::Result<OwnedFd> {
+        let (fd, restored) = self.give_back();
+        restored.map(|()| fd)
     }
 
     /// Like [`Socket::release`], for `IntoRawFd` and `From`, which cannot fail: if the fd
     /// cannot be made blocking again (it always can, for an open socket), it is handed over
     /// as it is.
     pub(crate) fn into_owned_fd(self) -> OwnedFd {
-        let Socket { reg, fd, nonblocking, .. } = self;
-        drop(reg);
-        if !nonblocking.load(Relaxed) {
-            let _ = sys::set_nonblocking(fd.as_raw_fd(), false);
-        }
-        fd
+        self.give_back().0
     }
 
     pub(crate) fn fd(&self) -> &OwnedFd {
@@ -142,12 +198,12 @@ impl Socket {
     /// Runs `op` until it does not return `WouldBlock`, waiting for readability and the read
     /// timeout in between (or once, in non-blocking mode).
     pub(crate) fn read_with<T>(&self, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-        self.io(Interest::Readable, &self.read_timeout, op)
+        self.io(Interest::Readable, &self.family.read_timeout, op)
     }
 
     /// As [`Socket::read_with`], for writability and the write timeout.
     pub(crate) fn write_with<T>(&self, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-        self.io(Interest::Writable, &self.write_timeout, op)
+        self.io(Interest::Writable, &self.family.write_timeout, op)
     }
 
     /// As [`Socket::write_with`], with `timeout` in place of the write timeout (for connect).
@@ -165,7 +221,7 @@ impl Socket {
         timeout: &Timeout,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        if self.nonblocking.load(Relaxed) {
+        if self.family.nonblocking.load(Relaxed) {
             loop {
                 match op() {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -187,7 +243,7 @@ impl Socket {
     pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         check_timeout(dur)?;
         SockRef::from(&self.fd).set_read_timeout(dur)?;
-        self.read_timeout.set(dur);
+        self.family.read_timeout.set(dur);
         // A caller parked in a read re-reads its deadline.
         self.reg.notify(Interest::Readable);
         Ok(())
@@ -196,36 +252,49 @@ impl Socket {
     pub(crate) fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         check_timeout(dur)?;
         SockRef::from(&self.fd).set_write_timeout(dur)?;
-        self.write_timeout.set(dur);
+        self.family.write_timeout.set(dur);
         self.reg.notify(Interest::Writable);
         Ok(())
     }
 
     pub(crate) fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
+        Ok(self.family.read_timeout.get())
     }
 
     pub(crate) fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
+        Ok(self.family.write_timeout.get())
+    }
+
+    /// `shutdown(2)`, then a wake of the callers waiting in the directions shut down. TCP
+    /// reports a local shutdown as readiness, but a Unix socket does not report a local
+    /// `shutdown(Write)`, where std's blocked `write` fails with `EPIPE`; the wake makes the
+    /// waiting calls retry and see it.
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        SockRef::from(&self.fd).shutdown(how)?;
+        if how != std::net::Shutdown::Write {
+            self.reg.notify(Interest::Readable);
+        }
+        if how != std::net::Shutdown::Read {
+            self.reg.notify(Interest::Writable);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_nonblocking(&self) -> bool {
+        self.family.nonblocking.load(Relaxed)
     }
 
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         // Callers already parked keep waiting; new calls return at once, as with a std socket
         // switched while another thread blocks in it.
-        self.nonblocking.store(nonblocking, Relaxed);
+        self.family.nonblocking.store(nonblocking, Relaxed);
         Ok(())
     }
 
-    /// A new handle on the same socket (a `dup` of the fd) with this handle's settings.
+    /// A new handle on the same socket (a `dup` of the fd), in the same family.
     pub(crate) fn try_clone(&self) -> io::Result<Socket> {
         let fd = self.fd.try_clone()?;
-        Ok(Socket {
-            reg: Registration::new(),
-            fd,
-            read_timeout: Timeout::new(self.read_timeout.get()),
-            write_timeout: Timeout::new(self.write_timeout.get()),
-            nonblocking: AtomicBool::new(self.nonblocking.load(Relaxed)),
-        })
+        Ok(Socket { reg: Registration::new(), fd, family: self.family.join() })
     }
 }
 
@@ -388,13 +457,12 @@ macro_rules! stream_io {
     };
 }
 
-/// The per-handle settings every socket type has: `try_clone` and `set_nonblocking`, and with
+/// The settings every socket type has: `try_clone` and `set_nonblocking`, and with
 /// `timeouts`, the four timeout calls.
 macro_rules! settings {
     ($ty:ident) => {
-        /// Creates a new handle on the same socket (a `dup` of its fd), with this handle's
-        /// timeouts and mode. Changing them later on one handle does not change the other;
-        /// std's handles share them.
+        /// Creates a new handle on the same socket (a `dup` of its fd). As with std, the
+        /// handles share their timeouts and blocking mode.
         ///
         /// # Errors
         ///
@@ -411,6 +479,20 @@ macro_rules! settings {
         /// None on Linux; the `Result` mirrors std.
         pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
             self.sock.set_nonblocking(nonblocking)
+        }
+    };
+    ($ty:ident, timeouts, shutdown) => {
+        $crate::socket::settings!($ty, timeouts);
+
+        /// Shuts down the read half, the write half or both, as std's `shutdown`. A call
+        /// waiting in a shut-down direction wakes: a `read` returns `Ok(0)`, a `write` an error
+        /// (`BrokenPipe`), as std documents.
+        ///
+        /// # Errors
+        ///
+        /// The error of `shutdown(2)`, such as `NotConnected`.
+        pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
+            self.sock.shutdown(how)
         }
     };
     ($ty:ident, timeouts) => {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
@@ -89,8 +89,9 @@ impl TcpListener {
     ///
     /// - `TimedOut` never (a listener has no timeout);
     /// - `WouldBlock` in non-blocking mode when no connection waits;
-    /// - `EMFILE`/`ENFILE` (and `ENOBUFS`/`ENOMEM`) after the backoff described on the type;
-    /// - `Other` when the runtime shuts down while the coroutine waits.
+    /// - `EMFILE`/`ENFILE` (and `ENOBUFS`/`ENOMEM`) after the backoff described on the type
+    ///   (at once in non-blocking mode);
+    /// - `Other` when the runtime shuts down while the coroutine waits or backs off.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         let accepted = self.sock.read_with(|| SockRef::from(self.sock.fd()).accept4(flags));
@@ -103,8 +104,8 @@ impl TcpListener {
                 })?;
                 Ok((stream, addr))
             }
-            Err(e) if crate::sys::is_resource_exhaustion(&e) => {
-                self.backoff.wait(&e, self);
+            Err(e) if crate::sys::is_resource_exhaustion(&e) && !self.sock.is_nonblocking() => {
+                self.backoff.wait(&e, self)?;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -237,12 +238,11 @@ impl TcpStream {
         self.sock.read_with(|| view.peek(buf))
     }
 
-    settings!(TcpStream, timeouts);
+    settings!(TcpStream, timeouts, shutdown);
 
     delegate! { std::net::TcpStream;
         fn peer_addr(&self) -> io::Result<SocketAddr>;
         fn local_addr(&self) -> io::Result<SocketAddr>;
-        fn shutdown(&self, how: Shutdown) -> io::Result<()>;
         fn set_nodelay(&self, nodelay: bool) -> io::Result<()>;
         fn nodelay(&self) -> io::Result<bool>;
         fn set_ttl(&self, ttl: u32) -> io::Result<()>;

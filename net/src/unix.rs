@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
@@ -80,8 +79,8 @@ impl UnixListener {
                 stream.set_nonblocking(true)?;
                 Ok((UnixStream::wrap(Socket::from_nonblocking(OwnedFd::from(stream))), addr))
             }
-            Err(e) if crate::sys::is_resource_exhaustion(&e) => {
-                self.backoff.wait(&e, self);
+            Err(e) if crate::sys::is_resource_exhaustion(&e) && !self.sock.is_nonblocking() => {
+                self.backoff.wait(&e, self)?;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -188,13 +187,12 @@ impl UnixStream {
         Ok((wrap(a), wrap(b)))
     }
 
-    settings!(UnixStream, timeouts);
+    settings!(UnixStream, timeouts, shutdown);
 
     delegate! { std_unix::UnixStream;
         fn local_addr(&self) -> io::Result<SocketAddr>;
         fn peer_addr(&self) -> io::Result<SocketAddr>;
         fn take_error(&self) -> io::Result<Option<io::Error>>;
-        fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     }
 }
 
@@ -202,17 +200,24 @@ fn connect(addr: &SockAddr) -> io::Result<UnixStream> {
     let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
     let mut delay = CONNECT_RETRY_FIRST;
     loop {
-        match socket.connect(addr) {
+        match connect_once(&socket, addr) {
             Ok(()) => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                weft_runtime::sleep(delay);
+                weft_runtime::reactor::sleep_io(delay)?;
                 delay = (delay * 2).min(CONNECT_RETRY_MAX);
             }
             Err(e) => return Err(e),
         }
     }
     Ok(UnixStream::wrap(Socket::from_nonblocking(OwnedFd::from(socket))))
+}
+
+/// One `connect(2)`, out of line: the loop around it parks between attempts, and a migrated
+/// coroutine must read `errno` on the thread it runs on now (see `Registration::io`).
+#[inline(never)]
+fn connect_once(socket: &socket2::Socket, addr: &SockAddr) -> io::Result<()> {
+    socket.connect(addr)
 }
 
 socket_common!(UnixStream, std_unix::UnixStream);
@@ -354,13 +359,12 @@ impl UnixDatagram {
         self.sock.view::<std_unix::UnixDatagram>().connect_addr(addr)
     }
 
-    settings!(UnixDatagram, timeouts);
+    settings!(UnixDatagram, timeouts, shutdown);
 
     delegate! { std_unix::UnixDatagram;
         fn local_addr(&self) -> io::Result<SocketAddr>;
         fn peer_addr(&self) -> io::Result<SocketAddr>;
         fn take_error(&self) -> io::Result<Option<io::Error>>;
-        fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     }
 }
 

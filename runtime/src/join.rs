@@ -419,7 +419,7 @@ where
             shared.injector.push(task);
         }
     }
-    shared.spawned(&handle);
+    shared.spawned(&handle, worker.is_none());
     Ok(JoinInner::new(packet, Coroutine { inner: Inner::Task(handle) }))
 }
 

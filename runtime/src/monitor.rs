@@ -6,8 +6,11 @@
 //! long computation) keeps its worker from everything else queued there. The monitor logs a
 //! warning naming the coroutine, once per stall, and for as long as the stall lasts wakes a
 //! sleeping worker whenever unstarted coroutines wait (in the stalled worker's deque or the
-//! global queue), so they are stolen and run elsewhere, and serves the stalled worker's epoll,
-//! so fds that became ready wake their coroutines.
+//! global queue), so they are stolen and run elsewhere.
+//!
+//! It also serves the epoll of a worker that is busy but has not looked at it for
+//! [`STALL_THRESHOLD`] (a stall, or coroutines that run long slices), so fds that became ready
+//! wake their coroutines.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -32,6 +35,8 @@ pub(crate) fn run(shared: &Shared) {
     let mut seen =
         vec![Seen { switches: 0, coroutine: 0, since: now, reported: false }; shared.remotes.len()];
     let mut events = vec![crate::sys::Event { events: 0, u64: 0 }; 64];
+    // Per worker: its `polls` counter when last seen changing (or idle), and when.
+    let mut polled = vec![(0u64, now); shared.remotes.len()];
     loop {
         {
             let mut stop = shared.monitor_stop.0.lock();
@@ -43,6 +48,19 @@ pub(crate) fn run(shared: &Shared) {
             }
         }
         let now = Instant::now();
+        for (remote, polled) in shared.remotes.iter().zip(polled.iter_mut()) {
+            // A busy worker looks at its epoll every few dozen switches; one whose coroutines
+            // run long slices, or that is stalled, may not for a long time. Its ready fds
+            // should still wake their coroutines (those homed on other workers run there; in
+            // migration mode, any of them), so the monitor takes its events.
+            let polls = remote.counters.polls.load(Relaxed);
+            let busy = remote.current_id.load(Relaxed) != 0;
+            if polls != polled.0 || !busy {
+                *polled = (polls, now);
+            } else if now - polled.1 >= STALL_THRESHOLD && remote.registered.load(Relaxed) > 0 {
+                remote.serve_epoll_from_outside(&mut events);
+            }
+        }
         for (index, (remote, seen)) in shared.remotes.iter().zip(seen.iter_mut()).enumerate() {
             let switches = remote.switches.load(Relaxed);
             let coroutine = remote.current_id.load(Relaxed);
@@ -54,16 +72,9 @@ pub(crate) fn run(shared: &Shared) {
             if stalled < STALL_THRESHOLD {
                 continue;
             }
-            // Every period of a stall: a sleeping worker should take what is stealable, and the
-            // stalled worker's ready fds should still wake their coroutines (those homed on
-            // other workers run there; in migration mode, any of them).
+            // Every period of a stall: a sleeping worker should take what is stealable.
             if !remote.stealer.is_empty() || !shared.injector.is_empty() {
                 shared.notify_stealable();
-            }
-            if remote.registered.load(Relaxed) > 0 {
-                if let Ok(n) = remote.epoll.wait(&mut events, Some(Duration::ZERO)) {
-                    crate::reactor::dispatch(&events[..n], crate::worker::WAKE_TOKEN);
-                }
             }
             if seen.reported {
                 continue;

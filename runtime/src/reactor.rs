@@ -218,9 +218,9 @@ fn token(index: u32, seq: u32) -> u64 {
 /// a coroutine.
 ///
 /// `weft::net`'s sockets are built on it; use it for other fds (pipes, eventfds, terminals).
-/// The fd must be in non-blocking mode (`O_NONBLOCK`), and the `Registration` must be dropped
-/// (or [deregistered](Registration::deregister)) before the fd is closed: declare it before
-/// the fd in a struct, since fields drop in order.
+/// The fd must be in non-blocking mode (`O_NONBLOCK`), it may have one `Registration` only,
+/// and the `Registration` must be dropped (or [deregistered](Registration::deregister)) before
+/// the fd is closed: declare it before the fd in a struct, since fields drop in order.
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -287,7 +287,8 @@ impl Registration {
     /// - `NotConnected` if the registration was [deregistered](Registration::deregister) while
     ///   the caller waited;
     /// - `Other` when the coroutine's runtime shuts down while the caller waits;
-    /// - the error of `epoll_ctl` if the fd cannot be registered (for example, a regular file).
+    /// - the error of `epoll_ctl` if the fd cannot be registered (for example, a regular file),
+    ///   or `AlreadyExists` if another `Registration` has it.
     pub fn io<T>(
         &self,
         fd: RawFd,
@@ -299,7 +300,7 @@ impl Registration {
         let mut woken_by_edge = false;
         loop {
             let snapshot = self.snapshot(interest);
-            match op() {
+            match call_op(&mut op) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 res => return res,
@@ -394,9 +395,11 @@ impl Registration {
         }
         let key = self.key()?;
         let dir = interest.index();
-        // Without a snapshot, the slot is new and the fd not yet registered, so no edge can
-        // have been missed: the wait below registers it and retries.
-        let seen = snapshot.0.unwrap_or_else(|| key.slot.ticks[dir].load(Acquire));
+        // Without a snapshot (the caller's syscall came before this registration had a slot),
+        // no tick can vouch that nothing happened since the syscall: another caller sharing
+        // the registration may have registered the fd meanwhile, and an edge come and gone.
+        // So such a wait never parks; it registers the fd if needed and retries.
+        let seen = snapshot.0;
         let mut outcome = Ok(Wait::Retry);
         let woke = park_with(ParkKind::Interruptible, deadline, |waker| {
             let mut inner = key.slot.inner.lock();
@@ -413,8 +416,8 @@ impl Registration {
                 outcome = register(&mut inner, fd, token(key.index, key.seq), local);
                 return false;
             }
-            if key.slot.ticks[dir].load(Relaxed) != seen {
-                // An edge came after the snapshot: retry instead of parking.
+            if seen != Some(key.slot.ticks[dir].load(Relaxed)) {
+                // An edge came after the snapshot, or there is none: retry, do not park.
                 return false;
             }
             let waiters = &mut inner.waiters[dir];
@@ -429,9 +432,11 @@ impl Registration {
         });
         let parked = matches!(outcome, Ok(Wait::Woken { .. }));
         match woke {
-            Woke::Cancelled => Err(io::Error::other("weft runtime is shutting down")),
+            Woke::Cancelled => Err(shutting_down()),
             _ if key.slot.seq.load(Relaxed) != key.seq => Err(deregistered()),
-            _ if parked => Ok(Wait::Woken { by_edge: key.slot.ticks[dir].load(Relaxed) != seen }),
+            _ if parked => {
+                Ok(Wait::Woken { by_edge: Some(key.slot.ticks[dir].load(Relaxed)) != seen })
+            }
             _ => outcome,
         }
     }
@@ -452,6 +457,40 @@ impl std::fmt::Debug for Registration {
     }
 }
 
+/// Sleeps for `dur` as [`weft::sleep`](crate::sleep) does, for retry loops in I/O calls (a
+/// backoff while fds or a listener's backlog run out): while the runtime shuts down it returns
+/// the shutdown error at once, which the I/O call returns in turn, so such a loop ends.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// weft::reactor::sleep_io(Duration::from_millis(1))?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// `Other` ("weft runtime is shutting down") during the shutdown of the caller's runtime.
+pub fn sleep_io(dur: Duration) -> io::Result<()> {
+    if !crate::is_coroutine() {
+        std::thread::sleep(dur);
+        return Ok(());
+    }
+    let deadline = Instant::now().checked_add(dur);
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(());
+        }
+        if crate::park::park_until(ParkKind::Interruptible, deadline) == Woke::Cancelled {
+            return Err(shutting_down());
+        }
+    }
+}
+
+fn shutting_down() -> io::Error {
+    io::Error::other("weft runtime is shutting down")
+}
+
 fn deregistered() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the fd was deregistered while a call waited on it")
 }
@@ -464,15 +503,50 @@ fn register(inner: &mut SlotInner, fd: RawFd, token: u64, local: &Local) -> io::
         remote.registered.fetch_sub(1, Relaxed);
     }
     let remote = &local.shared.remotes[local.index];
-    remote.epoll.add_or_modify(fd, REGISTER_EVENTS, token)?;
+    remote.epoll.add(fd, REGISTER_EVENTS, token).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EEXIST) {
+            // Another Registration holds this fd on this epoll: taking its registration
+            // over would leave its callers waiting for events that go elsewhere.
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the fd is already registered with weft's reactor by another Registration",
+            )
+        } else {
+            e
+        }
+    })?;
     remote.registered.fetch_add(1, Relaxed);
     inner.home = Some(Home { shared: local.shared.clone(), worker: local.index, fd });
     Ok(Wait::Retry)
 }
 
-/// Blocks the calling thread until `fd` is ready for `interest` or the deadline passes.
+/// Calls `op` out of line.
+///
+/// `op` reads `errno` after its syscall, and `errno` is a thread-local whose address libc's
+/// `__errno_location` gives; the compiler may treat that call as constant and, with `op`
+/// inlined into the loop of [`Registration::io`], hoist it out of the loop, across the park.
+/// A coroutine that migrated while parked would then read the old thread's `errno`: that was
+/// seen, as `EAGAIN` read for a send that had failed with `ECONNRESET`, and the coroutine
+/// parked for good. Out of line, every call computes the address afresh on the thread it runs
+/// on (the same rule as the runtime's own thread-locals, see `context`).
+#[inline(never)]
+fn call_op<T>(op: &mut impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    op()
+}
+
+/// The longest a thread waits in one `poll(2)` before it retries its call. Some changes raise
+/// no readiness at all: a local `shutdown(Write)` of a Unix stream socket ends a blocked
+/// `write` with `EPIPE` in the kernel, but reports nothing to `poll`; and a timeout changed
+/// while a thread waits is seen only when it wakes. A coroutine is woken for both (through
+/// [`Registration::notify`]); a thread in `poll(2)` cannot be, so it looks again this often.
+/// Ten wake-ups a second of a blocked thread cost nothing measurable.
+const THREAD_POLL_SLICE: Duration = Duration::from_millis(100);
+
+/// Blocks the calling thread until `fd` is ready for `interest`, the deadline passes, or
+/// [`THREAD_POLL_SLICE`] passes.
 fn poll_thread(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
-    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let left = deadline.map_or(THREAD_POLL_SLICE, |d| d.saturating_duration_since(Instant::now()));
+    let timeout = Some(left.min(THREAD_POLL_SLICE));
     match sys::poll_one(fd, interest.poll_events(), timeout) {
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
         res => res,

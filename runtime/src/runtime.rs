@@ -83,13 +83,18 @@ impl Shared {
     /// (step 1), and wakes a worker to steal it if the rules of `idle` call for it. One SeqCst
     /// fence serves both checks: each is the second half of a store-then-load pair whose other
     /// half (the shutdown store; a searcher's count decrement) is SeqCst too.
-    pub(crate) fn spawned(&self, task: &Arc<Task>) {
+    ///
+    /// A task pinned to a worker (`stealable` false) was pushed to that worker's inbox, which
+    /// unparked it; no other worker could take it, so none is woken.
+    pub(crate) fn spawned(&self, task: &Arc<Task>, stealable: bool) {
         fence(SeqCst);
         if self.shutdown.load(SeqCst) && task.state.cancel() {
             // It was already started elsewhere and parked: the cancel owns its re-queue.
             crate::worker::schedule(task.clone());
         }
-        self.wake_for_stealable();
+        if stealable {
+            self.wake_for_stealable();
+        }
     }
 
     /// Removes a finished task; the last one during shutdown releases the workers.

@@ -152,18 +152,6 @@ impl Epoll {
         syscall!(epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev)).map(drop)
     }
 
-    /// Registers `fd` for `events`, or, if it is already in this epoll set (an fd number that
-    /// was registered, then closed and reused without a removal), replaces its registration.
-    pub(crate) fn add_or_modify(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
-        match self.add(fd, events, token) {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                let mut ev = libc::epoll_event { events, u64: token };
-                syscall!(epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev)).map(drop)
-            }
-            res => res,
-        }
-    }
-
     /// Removes `fd` from the set.
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         // The event argument is ignored for EPOLL_CTL_DEL (and may be null since Linux 2.6.9).

@@ -63,9 +63,10 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 32;
 /// divisor of [`GLOBAL_QUEUE_INTERVAL`].
 const TIMER_CHECK_INTERVAL: u32 = 16;
 /// Ticks between non-blocking looks at the worker's epoll while it has fds registered and
-/// other work to do, so I/O readiness is not left waiting behind a busy run queue. Go's
-/// scheduler polls the network at most every 10 ms when busy; a look costs one syscall,
-/// about what 64 switches do.
+/// other work to do, so I/O readiness is not left waiting behind a busy run queue. A look
+/// costs one syscall, about what 64 switches do. Ticks do not bound the time between looks
+/// (a coroutine may run long); the monitor serves an epoll left alone for 10 ms, as Go's
+/// sysmon polls the network when no one has for 10 ms.
 const EVENT_INTERVAL: u32 = 64;
 /// Events taken from one `epoll_wait`.
 const EVENTS_PER_POLL: usize = 256;
@@ -122,6 +123,17 @@ impl Remote {
             registered: Default::default(),
         };
         Ok((remote, deque))
+    }
+
+    /// Takes the ready events of this worker's epoll from another thread (the monitor, for a
+    /// busy worker that has not looked at its epoll for a while) and wakes their coroutines.
+    /// An eventfd edge taken here was meant to wake the worker, so it is written again.
+    pub(crate) fn serve_epoll_from_outside(&self, events: &mut [Event]) {
+        let Ok(n) = self.epoll.wait(events, Some(std::time::Duration::ZERO)) else { return };
+        if events[..n].iter().any(|e| e.u64 == WAKE_TOKEN) {
+            self.eventfd.notify();
+        }
+        crate::reactor::dispatch(&events[..n], WAKE_TOKEN);
     }
 
     /// Wakes the worker if it sleeps, or makes its next sleep return at once.
