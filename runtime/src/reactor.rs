@@ -1,13 +1,13 @@
 //! The reactor: readiness of file descriptors, delivered to the coroutines that wait for it.
 //!
-//! Each worker owns an epoll instance (in [`crate::worker::Remote`]). An fd is registered once,
+//! Each worker owns an epoll instance (in `worker::Remote`). An fd is registered once,
 //! edge-triggered, on the epoll of the worker where it first has to wait, and stays there until
 //! it is deregistered. I/O is syscall-first: [`Registration::io`] tries the non-blocking call,
 //! and only on `WouldBlock` parks the coroutine until the fd's readiness changes.
 //!
 //! # Slots
 //!
-//! A registration's state lives in a [`Slot`] of a process-wide table. Slots are allocated in
+//! A registration's state lives in a `Slot` of a process-wide table. Slots are allocated in
 //! chunks that are never freed, so an index stays valid forever (type-stable memory), and a
 //! released slot is reused through a free list. Each use of a slot gets a new sequence number;
 //! the epoll token is `index | seq << 32`. An event is dispatched only if its sequence number
@@ -33,7 +33,7 @@
 //! 3. begins a park, then, under the slot's lock, compares the tick with `t`: if it moved, an
 //!    edge came after step 1, and the caller retries the syscall instead of parking; if not,
 //!    it stores its waker, still under the lock;
-//! 4. suspends; the worker commits the park (see [`crate::state`]).
+//! 4. suspends; the worker commits the park (see the `state` module).
 //!
 //! An edge that matters to the caller is one the kernel raised after the syscall of step 2
 //! found the fd not ready, so the reactor dispatches it after step 1. Its critical section
@@ -45,7 +45,13 @@
 //!
 //! Registering happens at the first wait: the caller adds the fd to its worker's epoll and
 //! retries the syscall without parking. `EPOLL_CTL_ADD` reports readiness that already holds as
-//! an event, so an edge that came before the registration is not lost either.
+//! an event, so an edge that came before the registration is not lost either. A caller whose
+//! step 1 found no slot yet has no tick to compare, and another caller sharing the
+//! registration may have registered the fd and seen an edge dispatched since; so such a
+//! caller never parks, it retries with a snapshot.
+//!
+//! The syscall runs out of line (`call_op`), so that its read of `errno` is made on the
+//! thread it runs on even if the coroutine migrated while parked.
 //!
 //! # Closing
 //!
