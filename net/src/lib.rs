@@ -15,8 +15,7 @@
 //! Where weft differs from std:
 //! - a read or write that times out returns `ErrorKind::TimedOut`, where std on Unix returns
 //!   `WouldBlock`;
-//! - a timeout set while another coroutine waits on the same handle applies to that wait at
-//!   once (a wait through a `try_clone` of it sees it when it next wakes);
+//! - a timeout set while another coroutine waits on the socket applies to that wait at once;
 //! - writes never raise SIGPIPE (`MSG_NOSIGNAL`), Unix sockets included;
 //! - when the process is out of fds, `accept` waits a backoff before returning the error;
 //! - while the runtime shuts down, a waiting call returns an `ErrorKind::Other` error.

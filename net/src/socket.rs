@@ -23,11 +23,11 @@ use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use socket2::SockRef;
-use weft_runtime::reactor::{Interest, Registration};
+use weft_runtime::reactor::{Interest, Notifier, Registration};
 
 use crate::sys;
 
@@ -81,6 +81,10 @@ struct FamilyShared {
     nonblocking: AtomicBool,
     /// Handles in the family; 0 once the last has left.
     members: AtomicUsize,
+    /// How to wake the callers of every handle made by `try_clone` (each has a registration
+    /// of its own fd), so a change made through one reaches those waiting on the others.
+    /// Empty until the first clone.
+    notifiers: Mutex<Vec<Notifier>>,
 }
 
 impl Family {
@@ -90,6 +94,7 @@ impl Family {
             write_timeout: Timeout::new(write),
             nonblocking: AtomicBool::new(nonblocking),
             members: AtomicUsize::new(1),
+            notifiers: Mutex::new(Vec::new()),
         });
         Family { shared, left: false }
     }
@@ -245,7 +250,7 @@ impl Socket {
         SockRef::from(&self.fd).set_read_timeout(dur)?;
         self.family.read_timeout.set(dur);
         // A caller parked in a read re-reads its deadline.
-        self.reg.notify(Interest::Readable);
+        self.notify(Interest::Readable);
         Ok(())
     }
 
@@ -253,7 +258,7 @@ impl Socket {
         check_timeout(dur)?;
         SockRef::from(&self.fd).set_write_timeout(dur)?;
         self.family.write_timeout.set(dur);
-        self.reg.notify(Interest::Writable);
+        self.notify(Interest::Writable);
         Ok(())
     }
 
@@ -272,10 +277,10 @@ impl Socket {
     pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
         SockRef::from(&self.fd).shutdown(how)?;
         if how != std::net::Shutdown::Write {
-            self.reg.notify(Interest::Readable);
+            self.notify(Interest::Readable);
         }
         if how != std::net::Shutdown::Read {
-            self.reg.notify(Interest::Writable);
+            self.notify(Interest::Writable);
         }
         Ok(())
     }
@@ -294,7 +299,26 @@ impl Socket {
     /// A new handle on the same socket (a `dup` of the fd), in the same family.
     pub(crate) fn try_clone(&self) -> io::Result<Socket> {
         let fd = self.fd.try_clone()?;
-        Ok(Socket { reg: Registration::new(), fd, family: self.family.join() })
+        let clone = Socket { reg: Registration::new(), fd, family: self.family.join() };
+        let (mine, theirs) = (self.reg.notifier()?, clone.reg.notifier()?);
+        let mut notifiers = self.family.notifiers.lock().unwrap_or_else(PoisonError::into_inner);
+        notifiers.retain(Notifier::is_live);
+        if !notifiers.iter().any(|n| n.same_registration(&mine)) {
+            notifiers.push(mine);
+        }
+        notifiers.push(theirs);
+        drop(notifiers);
+        Ok(clone)
+    }
+
+    /// Wakes the callers waiting for `interest` on this handle and on every handle of its
+    /// family, so they re-read a setting or see a shutdown.
+    fn notify(&self, interest: Interest) {
+        self.reg.notify(interest);
+        let notifiers = self.family.notifiers.lock().unwrap_or_else(PoisonError::into_inner);
+        for notifier in notifiers.iter() {
+            notifier.notify(interest);
+        }
     }
 }
 

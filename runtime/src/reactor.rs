@@ -329,13 +329,20 @@ impl Registration {
     /// Wakes every caller waiting for `interest`, so it re-reads its timeout and retries.
     pub fn notify(&self, interest: Interest) {
         if let Some(key) = self.key.get() {
-            let mut inner = key.slot.inner.lock();
-            if key.slot.seq.load(Relaxed) == key.seq {
-                for waker in inner.waiters[interest.index()].drain(..) {
-                    waker.wake();
-                }
-            }
+            Notifier(*key).notify(interest);
         }
+    }
+
+    /// A handle that [notifies](Notifier::notify) this registration's callers from elsewhere,
+    /// for as long as the registration lives; after that, it does nothing. Handles on one
+    /// socket made with `dup` each have a registration, and a change made through one (a new
+    /// timeout, a shutdown) must wake the callers waiting on the others.
+    ///
+    /// # Errors
+    ///
+    /// `OutOfMemory` if the reactor has no free slot for the registration.
+    pub fn notifier(&self) -> io::Result<Notifier> {
+        self.key().map(Notifier)
     }
 
     /// Removes the fd from its reactor and wakes every caller waiting on it, which then
@@ -445,6 +452,41 @@ impl Registration {
             }
             _ => outcome,
         }
+    }
+}
+
+/// Wakes the callers of one [`Registration`] from elsewhere; see
+/// [`Registration::notifier`]. It holds no resource: slots are never freed, and the sequence
+/// number tells whether the registration it was made from still lives.
+#[derive(Clone, Copy)]
+pub struct Notifier(Key);
+
+impl Notifier {
+    /// Wakes every caller waiting for `interest` on the registration, if it still lives.
+    pub fn notify(&self, interest: Interest) {
+        let key = self.0;
+        let mut inner = key.slot.inner.lock();
+        if key.slot.seq.load(Relaxed) == key.seq {
+            for waker in inner.waiters[interest.index()].drain(..) {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Whether the registration it was made from still lives.
+    pub fn is_live(&self) -> bool {
+        self.0.slot.seq.load(Relaxed) == self.0.seq
+    }
+
+    /// Whether both were made from the same registration.
+    pub fn same_registration(&self, other: &Notifier) -> bool {
+        self.0.index == other.0.index && self.0.seq == other.0.seq
+    }
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Notifier(slot {}, seq {})", self.0.index, self.0.seq)
     }
 }
 
