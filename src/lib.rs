@@ -23,6 +23,40 @@
 //! [`sleep`], [`yield_now`], [`park`], [`current`]. Porting thread-per-task code means changing
 //! `std::thread::` to `weft::`.
 //!
+//! Sockets work the same way. [`net`] mirrors `std::net` and `std::os::unix::net`: a call that
+//! would block parks the coroutine (and, outside a coroutine, blocks the thread), so a
+//! thread-per-connection server becomes a coroutine-per-connection one by changing its `use`
+//! lines:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use weft::net::{TcpListener, TcpStream};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let addr = listener.local_addr()?;
+//! weft::spawn(move || {
+//!     for stream in listener.incoming() {
+//!         let Ok(mut stream) = stream else { continue };
+//!         weft::spawn(move || -> std::io::Result<()> {
+//!             let mut buf = [0u8; 1024];
+//!             loop {
+//!                 let n = stream.read(&mut buf)?; // parks this coroutine only
+//!                 if n == 0 {
+//!                     return Ok(());
+//!                 }
+//!                 stream.write_all(&buf[..n])?;
+//!             }
+//!         });
+//!     }
+//! });
+//! let mut client = TcpStream::connect(addr)?;
+//! client.write_all(b"hello")?;
+//! let mut echo = [0u8; 5];
+//! client.read_exact(&mut echo)?;
+//! assert_eq!(&echo, b"hello");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! Free functions act on the runtime of the calling coroutine; from a plain thread they use a
 //! default runtime, started on first use with `WEFT_WORKERS` workers (default: one per core).
 //! [`Runtime::builder`] makes a runtime of your own.
