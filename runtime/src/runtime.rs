@@ -380,7 +380,10 @@ impl Builder {
     /// - a value that is not `Send` (an `Rc`, a `RefCell` borrow, a raw pointer used as a
     ///   thread-owned handle, a `!Send` guard such as `std::sync::MutexGuard`);
     /// - a reference into a `thread_local!`, or any state cached from one (an address read
-    ///   before the call and used after it refers to the old thread's slot);
+    ///   before the call and used after it refers to the old thread's slot). This includes
+    ///   `errno`: the compiler may compute its address once in a function that makes a libc
+    ///   call, parks, and makes another, so a function that does so reads `errno` from an
+    ///   out-of-line helper (`#[inline(never)]`), as weft's own I/O calls do;
     /// - anything whose correctness depends on the OS thread id.
     ///
     /// Breaking this is undefined behaviour, which the compiler cannot catch: corosensei
