@@ -16,9 +16,8 @@ mod support;
 
 use std::io::{self, ErrorKind, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, RawFd};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,47 +35,6 @@ const MODES: [Mode; 2] = [Mode::Pinned, Mode::Migrating];
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Runs `check` on this thread, then as a coroutine on a two-worker runtime in each mode.
-fn on_thread_and_coroutines(name: &str, check: fn()) {
-    let wd = support::watchdog(name, Duration::from_secs(60));
-    wd.note("on the test thread");
-    check();
-    for mode in MODES {
-        wd.note(format!("in a coroutine, {mode:?}"));
-        let rt = support::runtime(2, mode);
-        wd.watch_runtime("rt", &rt);
-        rt.block_on(check);
-    }
-}
-
-/// A connected pair of loopback TCP streams: (client, server).
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
-    let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
-    let (server, _) = listener.accept().expect("accept");
-    (client, server)
-}
-
-/// A socket path under the temp dir, unique in this process, removed on drop.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(tag: &str) -> TempPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("weft-api-{}-{n}-{tag}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        TempPath(path)
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn byte(i: usize) -> u8 {
     (i % 253) as u8
@@ -99,14 +57,6 @@ fn read_pattern(mut r: impl Read, n: usize, what: &str) {
     }
 }
 
-/// Whether `fd` has `O_NONBLOCK` set.
-fn is_nonblocking(fd: RawFd) -> bool {
-    // SAFETY: fcntl(F_GETFL) on an fd the caller keeps open; no pointers.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    assert!(flags >= 0, "fcntl(F_GETFL): {}", io::Error::last_os_error());
-    flags & libc::O_NONBLOCK != 0
-}
-
 /// The kind of `result`'s error, or `None` for `Ok`.
 fn err_kind<T>(result: io::Result<T>) -> Option<ErrorKind> {
     result.err().map(|e| e.kind())
@@ -121,7 +71,7 @@ fn err_kind<T>(result: io::Result<T>) -> Option<ErrorKind> {
 /// own coroutines. Both directions are checked byte for byte.
 fn full_duplex(rt: &weft::Runtime, via_clone: bool) {
     let what = format!("full duplex (via clone {via_clone})");
-    let (client, server) = tcp_pair();
+    let (client, server) = support::tcp_pair();
     let client = Arc::new(client);
     let server = Arc::new(server);
     let writer = if via_clone {
@@ -230,7 +180,7 @@ fn read_unless_stuck(stream: &TcpStream, peer: TcpStream) -> (io::Result<usize>,
 /// times out), non-blocking mode, and `nodelay`. Every difference is listed before failing.
 fn clone_shares_options() {
     const TIMEOUT: Duration = Duration::from_millis(50);
-    let (client, server) = tcp_pair();
+    let (client, server) = support::tcp_pair();
     let clone = client.try_clone().expect("try_clone");
     let mut differences = Vec::new();
 
@@ -275,7 +225,10 @@ fn clone_shares_options() {
 
 #[test]
 fn options_set_on_a_clone_apply_to_the_original() {
-    on_thread_and_coroutines("options_set_on_a_clone_apply_to_the_original", clone_shares_options);
+    support::on_thread_and_coroutines(
+        "options_set_on_a_clone_apply_to_the_original",
+        clone_shares_options,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +236,7 @@ fn options_set_on_a_clone_apply_to_the_original() {
 // ---------------------------------------------------------------------------------------------
 
 fn vectored_and_peek() {
-    let (mut client, mut server) = tcp_pair();
+    let (mut client, mut server) = support::tcp_pair();
     let parts: [&[u8]; 3] = [b"vectored ", b"writes ", b"gather"];
     let slices = parts.map(IoSlice::new);
     // Into an empty socket buffer, writev takes every slice at once.
@@ -324,7 +277,7 @@ fn vectored_and_peek() {
 /// `read`; for `TcpStream`, `&TcpStream` and `UnixStream`.
 #[test]
 fn vectored_io_and_peek() {
-    on_thread_and_coroutines("vectored_io_and_peek", vectored_and_peek);
+    support::on_thread_and_coroutines("vectored_io_and_peek", vectored_and_peek);
 }
 
 fn options_and_addresses() {
@@ -367,7 +320,7 @@ fn options_and_addresses() {
 /// or what is true.
 #[test]
 fn options_and_addresses_read_back() {
-    on_thread_and_coroutines("options_and_addresses_read_back", options_and_addresses);
+    support::on_thread_and_coroutines("options_and_addresses_read_back", options_and_addresses);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,7 +370,7 @@ fn nonblocking_mode() {
     assert_would_block("TcpStream::write on a full buffer", Some(result.kind()), start);
 
     // Back to blocking: a read waits (here until its timeout) instead of WouldBlock.
-    let (reader, _peer) = tcp_pair();
+    let (reader, _peer) = support::tcp_pair();
     reader.set_nonblocking(true).expect("set_nonblocking");
     reader.set_nonblocking(false).expect("set_nonblocking(false)");
     reader.set_read_timeout(Some(Duration::from_millis(50))).expect("set_read_timeout");
@@ -431,8 +384,8 @@ fn nonblocking_mode() {
     let start = Instant::now();
     assert_would_block("UdpSocket::recv_from", err_kind(udp.recv_from(&mut [0u8; 8])), start);
 
-    let path = TempPath::new("nonblocking");
-    let unix_listener = UnixListener::bind(&path.0).expect("bind");
+    let path = support::TempPath::new("nonblocking");
+    let unix_listener = UnixListener::bind(path.path()).expect("bind");
     unix_listener.set_nonblocking(true).expect("set_nonblocking");
     let start = Instant::now();
     assert_would_block("UnixListener::accept", err_kind(unix_listener.accept()), start);
@@ -451,7 +404,7 @@ fn nonblocking_mode() {
 /// `set_nonblocking(false)` makes them block again.
 #[test]
 fn nonblocking_calls_return_would_block() {
-    on_thread_and_coroutines("nonblocking_calls_return_would_block", nonblocking_mode);
+    support::on_thread_and_coroutines("nonblocking_calls_return_would_block", nonblocking_mode);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,7 +434,10 @@ fn from_std_and_into_std_round_trip() {
 
         // into_std: blocking, and std's calls work on it.
         let mut std_server = stream.into_std().expect("TcpStream::into_std");
-        assert!(!is_nonblocking(std_server.as_raw_fd()), "into_std gave a non-blocking stream");
+        assert!(
+            !support::is_nonblocking(std_server.as_raw_fd()),
+            "into_std gave a non-blocking stream"
+        );
         std_client.write_all(b"to std").expect("std write");
         let mut got = [0u8; 6];
         std_server.read_exact(&mut got).expect("std read");
@@ -507,7 +463,10 @@ fn from_std_and_into_std_round_trip() {
 
         // The listener back to std: blocking, and accepts.
         let std_listener = listener.into_std().expect("TcpListener::into_std");
-        assert!(!is_nonblocking(std_listener.as_raw_fd()), "into_std gave a non-blocking listener");
+        assert!(
+            !support::is_nonblocking(std_listener.as_raw_fd()),
+            "into_std gave a non-blocking listener"
+        );
         let _c = std::net::TcpStream::connect(addr).expect("std connect");
         std_listener.accept().expect("std accept after into_std");
 
@@ -515,7 +474,7 @@ fn from_std_and_into_std_round_trip() {
         let udp = UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
             .expect("from_std");
         let udp = udp.into_std().expect("into_std");
-        assert!(!is_nonblocking(udp.as_raw_fd()));
+        assert!(!support::is_nonblocking(udp.as_raw_fd()));
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let a = UnixStream::from_std(a).expect("UnixStream::from_std");
         rt.block_on(|| {
@@ -526,7 +485,7 @@ fn from_std_and_into_std_round_trip() {
             assert_eq!(&got, b"unix");
         });
         let a = a.into_std().expect("UnixStream::into_std");
-        assert!(!is_nonblocking(a.as_raw_fd()));
+        assert!(!support::is_nonblocking(a.as_raw_fd()));
     }
 }
 
@@ -536,11 +495,11 @@ fn from_std_and_into_std_round_trip() {
 fn into_std_keeps_a_user_set_nonblocking_mode() {
     let _wd =
         support::watchdog("into_std_keeps_a_user_set_nonblocking_mode", Duration::from_secs(30));
-    let (client, _server) = tcp_pair();
+    let (client, _server) = support::tcp_pair();
     client.set_nonblocking(true).expect("set_nonblocking");
     let std_client = client.into_std().expect("into_std");
     assert!(
-        is_nonblocking(std_client.as_raw_fd()),
+        support::is_nonblocking(std_client.as_raw_fd()),
         "into_std dropped the user's non-blocking mode"
     );
 }
@@ -554,7 +513,7 @@ fn raw_fd_round_trip() {
         wd.note(format!("{mode:?}"));
         let rt = support::runtime(2, mode);
         wd.watch_runtime("rt", &rt);
-        let (client, mut server) = tcp_pair();
+        let (client, mut server) = support::tcp_pair();
         let fd = client.as_raw_fd();
         assert_eq!(client.as_fd().as_raw_fd(), fd);
         let raw = client.into_raw_fd();
@@ -717,7 +676,7 @@ fn host_names() {
 /// test thread and from coroutines; `&[SocketAddr]` and `(IpAddr, u16)` work too.
 #[test]
 fn host_names_resolve() {
-    on_thread_and_coroutines("host_names_resolve", host_names);
+    support::on_thread_and_coroutines("host_names_resolve", host_names);
 }
 
 fn bad_addresses() {
@@ -748,7 +707,7 @@ fn bad_addresses() {
 /// error kind std gives; from the test thread and from coroutines.
 #[test]
 fn bad_addresses_are_errors_not_hangs() {
-    on_thread_and_coroutines("bad_addresses_are_errors_not_hangs", bad_addresses);
+    support::on_thread_and_coroutines("bad_addresses_are_errors_not_hangs", bad_addresses);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -65,10 +65,6 @@ const SMALL_BUFFER: libc::c_int = 4096;
 /// per iteration would climb past this within a few hundred iterations.
 const MAX_FD: RawFd = 256;
 
-fn io_waits(rt: &Runtime) -> u64 {
-    support::sum_workers(&rt.metrics(), |w| w.io_waits)
-}
-
 fn io_spurious(rt: &Runtime) -> u64 {
     support::sum_workers(&rt.metrics(), |w| w.io_spurious)
 }
@@ -100,7 +96,7 @@ fn victim<T: Send + 'static>(
 /// Waits until `rt`'s io_waits passed `before` (the victim parked), then yields a seeded few
 /// times.
 fn wait_parked(rt: &Runtime, before: u64, rng: &mut Rng, what: &str) {
-    let parked = support::wait_until(PARK_DEADLINE, || io_waits(rt) > before);
+    let parked = support::wait_until(PARK_DEADLINE, || support::io_waits(rt) > before);
     assert!(
         parked,
         "{what}: the victim did not park on readiness within {PARK_DEADLINE:?}: io_waits \
@@ -218,7 +214,7 @@ fn stress_shutdown_wakes_parked_reader(name: &str, mode: Mode) {
             fds.insert(reader.as_raw_fd());
             let reader = Arc::new(reader);
             let issued = Arc::new(AtomicBool::new(false));
-            let (waits, spurious) = (io_waits(&rt), io_spurious(&rt));
+            let (waits, spurious) = (support::io_waits(&rt), io_spurious(&rt));
             let handle = victim(&issued, {
                 let reader = Arc::clone(&reader);
                 move || {
@@ -249,7 +245,7 @@ fn stress_shutdown_wakes_parked_reader(name: &str, mode: Mode) {
          {fds:?}; io_waits {}",
         t0.elapsed(),
         latencies.report(),
-        io_waits(&rt)
+        support::io_waits(&rt)
     );
 }
 
@@ -298,7 +294,7 @@ fn stress_shutdown_write_wakes_parked_writer() {
             fds.insert(client.as_raw_fd());
             let writer = Arc::new(client);
             let issued = Arc::new(AtomicBool::new(false));
-            let (waits, spurious) = (io_waits(&rt), io_spurious(&rt));
+            let (waits, spurious) = (support::io_waits(&rt), io_spurious(&rt));
             let handle = victim(&issued, {
                 let (writer, data) = (Arc::clone(&writer), Arc::clone(&data));
                 move || (&*writer).write_all(&data)
@@ -374,7 +370,7 @@ fn stress_deregister_wakes_parked_registration() {
             let read_end = Arc::new(read_end);
             fds.insert(read_end.as_raw_fd());
             let issued = Arc::new(AtomicBool::new(false));
-            let (waits, spurious) = (io_waits(&rt), io_spurious(&rt));
+            let (waits, spurious) = (support::io_waits(&rt), io_spurious(&rt));
             let handle = victim(&issued, {
                 let (reg, read_end) = (Arc::clone(&reg), Arc::clone(&read_end));
                 move || {

@@ -23,13 +23,12 @@ use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicI32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::Mode;
-use weft::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use weft::net::{TcpStream, UnixListener, UnixStream};
 
 /// Chunk size of the writes that fill a socket buffer.
 const CHUNK: usize = 64 << 10;
@@ -72,21 +71,11 @@ enum Kind<T> {
     Coroutine(weft::JoinHandle<T>, Arc<weft::Runtime>),
 }
 
-/// Whether thread `tid` of this process is asleep in the kernel (state `S`).
-fn thread_sleeping(tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-        return false;
-    };
-    // The state follows the parenthesised command name, which may itself hold spaces.
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) == Some("S")
-}
-
 fn run_on<T: Send + 'static>(side: Side, f: impl FnOnce() -> T + Send + 'static) -> Running<T> {
     let tid = Arc::new(AtomicI32::new(0));
     let published = Arc::clone(&tid);
     let body = move || {
-        // SAFETY: gettid(2) has no preconditions.
-        published.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+        support::publish_tid(&published);
         f()
     };
     let kind = match side {
@@ -102,10 +91,7 @@ fn run_on<T: Send + 'static>(side: Side, f: impl FnOnce() -> T + Send + 'static)
 impl<T> Running<T> {
     /// Waits until the call is blocked: its thread sleeps in the kernel.
     fn wait_blocked(&self, what: &str) {
-        let blocked = support::wait_until(NOTICE, || {
-            let tid = self.tid.load(Ordering::SeqCst);
-            tid != 0 && thread_sleeping(tid)
-        });
+        let blocked = support::wait_sleeping(&self.tid, NOTICE);
         assert!(blocked, "{what}: the call never blocked");
         assert!(!self.is_finished(), "{what}: the call returned before its fault");
     }
@@ -140,50 +126,6 @@ impl<T> Running<T> {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A connected pair of loopback TCP streams: (client, server).
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
-    let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
-    let (server, _) = listener.accept().expect("accept");
-    (client, server)
-}
-
-/// A socket path under the temp dir, unique in this process, removed on drop.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(tag: &str) -> TempPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("weft-faults-{}-{n}-{tag}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        TempPath(path)
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Makes a close of `fd`'s socket send a reset (SO_LINGER on, 0 s).
-fn set_linger_zero(fd: &impl AsRawFd) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt(2) reads `size_of::<linger>()` bytes from a live `linger`.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt(SO_LINGER): {}", io::Error::last_os_error());
-}
 
 /// The errors a write to a reset or closed peer may give.
 fn is_broken(e: &io::Error) -> bool {
@@ -242,8 +184,8 @@ const RESET_ROUNDS: usize = 10;
 fn tcp_reset_while_blocked_in_write(side: Side) {
     for round in 0..RESET_ROUNDS {
         let what = format!("tcp reset while blocked in write ({side:?}, round {round})");
-        let (client, server) = tcp_pair();
-        set_linger_zero(&server);
+        let (client, server) = support::tcp_pair();
+        support::set_linger_zero(&server);
         let rescue = client.try_clone().expect("try_clone");
         let writer = run_on(side, move || write_until_error(client, false));
         writer.wait_blocked(&what);
@@ -261,8 +203,8 @@ fn tcp_reset_while_blocked_in_write(side: Side) {
 fn tcp_reset_while_blocked_in_read(side: Side) {
     for round in 0..RESET_ROUNDS {
         let what = format!("tcp reset while blocked in read ({side:?}, round {round})");
-        let (client, server) = tcp_pair();
-        set_linger_zero(&server);
+        let (client, server) = support::tcp_pair();
+        support::set_linger_zero(&server);
         let rescue = client.try_clone().expect("try_clone");
         let reader = run_on(side, move || (&client).read(&mut [0u8; 64]).map_err(|e| e.kind()));
         reader.wait_blocked(&what);
@@ -280,7 +222,7 @@ fn tcp_reset_while_blocked_in_read(side: Side) {
 fn tcp_write_to_closed_peer(side: Side) {
     for vectored in [false, true] {
         let what = format!("tcp write to a closed peer ({side:?}, vectored {vectored})");
-        let (client, server) = tcp_pair();
+        let (client, server) = support::tcp_pair();
         drop(server);
         let rescue = client.try_clone().expect("try_clone");
         let writer = run_on(side, move || write_until_error(client, vectored));
@@ -355,13 +297,13 @@ fn check_shutdown_write_ends_blocked_write<S, P>(
 }
 
 fn tcp_shutdown_write_ends_blocked_write(side: Side) {
-    let (client, server) = tcp_pair();
+    let (client, server) = support::tcp_pair();
     let what = format!("tcp shutdown(Write) while blocked in write ({side:?})");
     check_shutdown_write_ends_blocked_write(&what, side, client, server, |s| {
         s.shutdown(Shutdown::Write)
     });
     // Through a `try_clone`: the same socket, so the same effect on the blocked write.
-    let (client, server) = tcp_pair();
+    let (client, server) = support::tcp_pair();
     let clone = client.try_clone().expect("try_clone");
     let what = format!("tcp shutdown(Write) through a clone while blocked in write ({side:?})");
     check_shutdown_write_ends_blocked_write(&what, side, client, server, move |_| {
@@ -387,7 +329,7 @@ fn unix_shutdown_write_ends_blocked_write(side: Side) {
 fn write_after_shutdown_write(side: Side) {
     let what = format!("writes after shutdown(Write) ({side:?})");
     let run = move || {
-        let (client, _server) = tcp_pair();
+        let (client, _server) = support::tcp_pair();
         client.shutdown(Shutdown::Write).expect("shutdown(Write)");
         let (a, _b) = UnixStream::pair().expect("UnixStream::pair");
         a.shutdown(Shutdown::Write).expect("shutdown(Write)");
@@ -453,10 +395,10 @@ fn shutdown_read_ends_blocked_read(side: Side) {
         assert_eq!(result, Ok(0), "{what}");
     }
     for how in [Shutdown::Read, Shutdown::Both] {
-        let (client, server) = tcp_pair();
+        let (client, server) = support::tcp_pair();
         let what = format!("tcp shutdown({how:?}) while blocked in read ({side:?})");
         check(&what, side, client, server, |s| s.shutdown(how).expect("shutdown"));
-        let (client, server) = tcp_pair();
+        let (client, server) = support::tcp_pair();
         let clone = client.try_clone().expect("try_clone");
         let what =
             format!("tcp shutdown({how:?}) through a clone while blocked in read ({side:?})");
@@ -477,7 +419,7 @@ fn shutdown_read_ends_blocked_read(side: Side) {
 /// read exactly the parts, then `Ok(0)`; then we can still write, and the peer reads it.
 fn tcp_half_close(side: Side) {
     let what = format!("tcp half-close ({side:?})");
-    let (mut client, mut server) = tcp_pair();
+    let (mut client, mut server) = support::tcp_pair();
     let reader = run_on(side, move || -> io::Result<(Vec<u8>, usize)> {
         let mut got = Vec::new();
         client.read_to_end(&mut got)?;
@@ -515,13 +457,13 @@ fn connect_refused(side: Side) {
             Err(ErrorKind::ConnectionRefused)
         );
 
-        let missing = TempPath::new("missing");
-        let r = UnixStream::connect(&missing.0).map(|_| ()).map_err(|e| e.kind());
+        let missing = support::TempPath::new("missing");
+        let r = UnixStream::connect(missing.path()).map(|_| ()).map_err(|e| e.kind());
         assert_eq!(r, Err(ErrorKind::NotFound), "unix connect to a missing path");
-        let stale = TempPath::new("stale");
-        drop(UnixListener::bind(&stale.0).expect("bind a unix listener"));
-        assert!(stale.0.exists(), "a dropped UnixListener leaves its socket file");
-        let r = UnixStream::connect(&stale.0).map(|_| ()).map_err(|e| e.kind());
+        let stale = support::TempPath::new("stale");
+        drop(UnixListener::bind(stale.path()).expect("bind a unix listener"));
+        assert!(stale.path().exists(), "a dropped UnixListener leaves its socket file");
+        let r = UnixStream::connect(stale.path()).map(|_| ()).map_err(|e| e.kind());
         assert_eq!(r, Err(ErrorKind::ConnectionRefused), "unix connect with no listener");
     };
     let start = Instant::now();

@@ -25,7 +25,7 @@ mod support;
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -53,14 +53,6 @@ fn spawn_on<T: Send + 'static>(
 /// Worker `index`'s counters, now.
 fn worker_metrics(rt: &Runtime, index: usize) -> weft::WorkerMetrics {
     rt.metrics().workers[index].clone()
-}
-
-/// Whether `fd`'s open file is in non-blocking mode (`O_NONBLOCK`).
-fn is_nonblocking(fd: RawFd) -> bool {
-    // SAFETY: fcntl(F_GETFL) reads the flags of an fd the caller holds open; no pointers.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    assert!(flags >= 0, "fcntl(F_GETFL): {}", io::Error::last_os_error());
-    flags & libc::O_NONBLOCK != 0
 }
 
 /// Bytes waiting unread in `fd`'s receive queue (`FIONREAD`).
@@ -225,7 +217,7 @@ fn into_std_of_a_clone_keeps_the_other_handles_nonblocking() {
     let mut client = std::net::TcpStream::connect(addr).expect("connect");
     let (server, _) = listener.accept().expect("accept");
     let fd = server.as_raw_fd();
-    assert!(is_nonblocking(fd), "a weft socket is in non-blocking mode");
+    assert!(support::is_nonblocking(fd), "a weft socket is in non-blocking mode");
 
     let give_backs: [(&str, GiveBack); 3] = [
         ("into_std", |s| OwnedFd::from(s.into_std().expect("into_std"))),
@@ -236,7 +228,7 @@ fn into_std_of_a_clone_keeps_the_other_handles_nonblocking() {
     for (how, give_back) in give_backs {
         let given = give_back(server.try_clone().expect("try_clone"));
         assert!(
-            is_nonblocking(fd),
+            support::is_nonblocking(fd),
             "{how} of a try_clone cleared O_NONBLOCK on the socket the original weft handle \
              shares: the original's calls now block their worker thread"
         );
@@ -267,7 +259,7 @@ fn into_std_of_a_clone_keeps_the_other_handles_nonblocking() {
     drop(server.try_clone().expect("try_clone"));
     let mut server = server.into_std().expect("into_std");
     assert!(
-        !is_nonblocking(server.as_raw_fd()),
+        !support::is_nonblocking(server.as_raw_fd()),
         "into_std of the last weft handle (its clone dropped) left the socket non-blocking"
     );
     client.write_all(b"pong").expect("client write");
@@ -393,15 +385,6 @@ const DROP_LIMIT: Duration = Duration::from_secs(2);
 /// fails the test instead of eating fds.
 const MAX_FILLERS: usize = 64;
 
-/// Removes a socket file when dropped, whether the test passes or fails.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// A `sockaddr_un` for `path`.
 fn sockaddr_un(path: &Path) -> libc::sockaddr_un {
     use std::os::unix::ffi::OsStrExt;
@@ -453,9 +436,8 @@ fn fill_backlog(path: &Path) -> Vec<OwnedFd> {
 #[test]
 fn unix_connect_to_a_full_backlog_ends_at_runtime_drop() {
     let _dog = watchdog("unix_connect_to_a_full_backlog_ends_at_runtime_drop", BUDGET);
-    let path = std::env::temp_dir().join(format!("weft-regress-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let _remove = RemoveOnDrop(path.clone());
+    let socket_path = support::TempPath::new("full-backlog");
+    let path = socket_path.path().to_path_buf();
     let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
     // std listens with a long backlog; a second listen(2) shrinks it.
     // SAFETY: listen(2) on a socket this test owns; no pointers.
@@ -555,22 +537,6 @@ fn second_registration_of_an_fd_is_refused() {
     assert_eq!(reader.join().expect("the reader panicked").expect("read"), b"x");
 }
 
-/// Sets `SO_LINGER` to zero, so closing `fd` resets the connection.
-fn set_linger_zero(fd: RawFd) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt(2) reads `size_of::<linger>()` bytes from a live `linger`.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt(SO_LINGER): {}", io::Error::last_os_error());
-}
-
 #[test]
 fn migrated_coroutine_reads_the_errno_of_its_own_thread() {
     let dog = watchdog("migrated_coroutine_reads_the_errno_of_its_own_thread", BUDGET);
@@ -582,7 +548,7 @@ fn migrated_coroutine_reads_the_errno_of_its_own_thread() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (server, _) = listener.accept().expect("accept");
-        set_linger_zero(server.as_raw_fd());
+        support::set_linger_zero(&server);
         let writer = rt.spawn(move || {
             let chunk = vec![0u8; 64 * 1024];
             loop {

@@ -11,8 +11,8 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::AtomicI32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,42 +28,9 @@ const PAYLOAD: usize = 384 << 10;
 /// How long a blocked call may take to block or to notice its peer.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A socket path under the temp dir, unique in this process, removed on drop.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(tag: &str) -> TempPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("weft-th-{}-{n}-{tag}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        TempPath(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Threads that can be watched blocking
 // ---------------------------------------------------------------------------------------------
-
-/// Whether thread `tid` of this process is asleep in the kernel (state `S`).
-fn thread_sleeping(tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-        return false;
-    };
-    // The state follows the parenthesised command name, which may itself hold spaces.
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) == Some("S")
-}
 
 /// A std thread that publishes its tid before running its body.
 struct Watched<T> {
@@ -75,8 +42,7 @@ fn spawn_watched<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> W
     let tid = Arc::new(AtomicI32::new(0));
     let published = Arc::clone(&tid);
     let handle = std::thread::spawn(move || {
-        // SAFETY: gettid(2) has no preconditions.
-        published.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+        support::publish_tid(&published);
         f()
     });
     Watched { handle, tid }
@@ -85,10 +51,7 @@ fn spawn_watched<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> W
 impl<T> Watched<T> {
     /// Waits until the thread sleeps in the kernel, and checks it has not returned.
     fn wait_blocked(&self, what: &str) {
-        let blocked = support::wait_until(PATIENCE, || {
-            let tid = self.tid.load(Ordering::SeqCst);
-            tid != 0 && thread_sleeping(tid)
-        });
+        let blocked = support::wait_sleeping(&self.tid, PATIENCE);
         assert!(blocked, "{what}: the thread never blocked");
         assert!(!self.handle.is_finished(), "{what}: returned before its peer came");
     }
@@ -107,18 +70,33 @@ fn payload(client: usize) -> Vec<u8> {
     (0..PAYLOAD).map(|i| (i.wrapping_mul(31) ^ client) as u8).collect()
 }
 
-/// Echoes until EOF; returns the bytes echoed.
-fn echo(mut stream: impl Read + Write) -> usize {
-    let mut buf = vec![0u8; 16 << 10];
-    let mut total = 0;
-    loop {
-        let n = stream.read(&mut buf).expect("echo read");
-        if n == 0 {
-            return total;
-        }
-        stream.write_all(&buf[..n]).expect("echo write");
-        total += n;
-    }
+/// Takes `CLIENTS` connections from `incoming` and echoes each on its own thread; returns the
+/// bytes echoed in all.
+fn echo_each_on_threads<S: Read + Write + Send + 'static>(
+    incoming: impl Iterator<Item = std::io::Result<S>>,
+) -> usize {
+    let handlers: Vec<_> = incoming
+        .take(CLIENTS)
+        .map(|stream| {
+            let stream = stream.expect("incoming");
+            std::thread::spawn(move || support::echo_until_eof(stream))
+        })
+        .collect();
+    handlers.into_iter().map(|h| h.join().expect("echo thread")).sum()
+}
+
+/// Takes `CLIENTS` connections from `accept` and echoes each in its own coroutine; returns
+/// the bytes echoed in all.
+fn echo_each_in_coroutines<S: Read + Write + Send + 'static>(
+    mut accept: impl FnMut() -> S,
+) -> usize {
+    let handlers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let stream = accept();
+            weft::spawn(move || support::echo_until_eof(stream))
+        })
+        .collect();
+    handlers.into_iter().map(|h| h.join().expect("echo coroutine")).sum()
 }
 
 /// Client side on plain threads: a second thread writes `sent` through `writer` and shuts it
@@ -189,7 +167,7 @@ fn tcp_on_plain_threads() {
 
     let acceptor = spawn_watched(move || {
         let (stream, peer) = listener.accept().expect("accept");
-        let echoed = echo(&stream);
+        let echoed = support::echo_until_eof(&stream);
         (listener, peer, echoed)
     });
     acceptor.wait_blocked("accept with no client");
@@ -203,17 +181,7 @@ fn tcp_on_plain_threads() {
     assert_eq!(peer, client.local_addr().expect("client local_addr"));
     assert_eq!(echoed, 26);
 
-    let server = std::thread::spawn(move || {
-        let handlers: Vec<_> = listener
-            .incoming()
-            .take(CLIENTS)
-            .map(|stream| {
-                let stream = stream.expect("incoming");
-                std::thread::spawn(move || echo(stream))
-            })
-            .collect();
-        handlers.into_iter().map(|h| h.join().expect("echo thread")).sum::<usize>()
-    });
+    let server = std::thread::spawn(move || echo_each_on_threads(listener.incoming()));
     let clients: Vec<_> =
         (0..CLIENTS).map(|c| std::thread::spawn(move || tcp_client_on_threads(addr, c))).collect();
     let sent: usize = clients.into_iter().map(|h| h.join().expect("client thread")).sum();
@@ -261,12 +229,12 @@ fn udp_on_plain_threads() {
 #[test]
 fn unix_on_plain_threads() {
     let _wd = support::watchdog("unix_on_plain_threads", Duration::from_secs(60));
-    let path = Arc::new(TempPath::new("listener"));
+    let path = Arc::new(support::TempPath::new("listener"));
     let listener = UnixListener::bind(path.path()).expect("bind");
 
     let acceptor = spawn_watched(move || {
         let (stream, _) = listener.accept().expect("accept");
-        let echoed = echo(&stream);
+        let echoed = support::echo_until_eof(&stream);
         (listener, echoed)
     });
     acceptor.wait_blocked("unix accept with no client");
@@ -279,17 +247,7 @@ fn unix_on_plain_threads() {
     let (listener, echoed) = acceptor.join();
     assert_eq!(echoed, 18);
 
-    let server = std::thread::spawn(move || {
-        let handlers: Vec<_> = listener
-            .incoming()
-            .take(CLIENTS)
-            .map(|stream| {
-                let stream = stream.expect("incoming");
-                std::thread::spawn(move || echo(stream))
-            })
-            .collect();
-        handlers.into_iter().map(|h| h.join().expect("echo thread")).sum::<usize>()
-    });
+    let server = std::thread::spawn(move || echo_each_on_threads(listener.incoming()));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let path = Arc::clone(&path);
@@ -299,8 +257,8 @@ fn unix_on_plain_threads() {
     let sent: usize = clients.into_iter().map(|h| h.join().expect("client thread")).sum();
     assert_eq!(server.join().expect("server thread"), sent);
 
-    let server_path = TempPath::new("dgram");
-    let client_path = TempPath::new("dgram-client");
+    let server_path = support::TempPath::new("dgram");
+    let client_path = support::TempPath::new("dgram-client");
     let server = UnixDatagram::bind(server_path.path()).expect("bind");
     let receiver = spawn_watched(move || {
         let mut buf = [0u8; 64];
@@ -318,7 +276,7 @@ fn unix_on_plain_threads() {
     receiver.join();
 
     let (a, b) = UnixStream::pair().expect("pair");
-    let echoing = spawn_watched(move || echo(b));
+    let echoing = spawn_watched(move || support::echo_until_eof(b));
     echoing.wait_blocked("a pair's echo with nothing sent");
     let writer = a.try_clone().expect("try_clone");
     exchange_on_threads(
@@ -347,15 +305,8 @@ fn coroutine_server_with_thread_clients() {
 
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("local_addr");
-        let server = rt.spawn(move || {
-            let handlers: Vec<_> = (0..CLIENTS)
-                .map(|_| {
-                    let (stream, _) = listener.accept().expect("accept");
-                    weft::spawn(move || echo(stream))
-                })
-                .collect();
-            handlers.into_iter().map(|h| h.join().expect("echo coroutine")).sum::<usize>()
-        });
+        let server =
+            rt.spawn(move || echo_each_in_coroutines(|| listener.accept().expect("accept").0));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| std::thread::spawn(move || tcp_client_on_threads(addr, c)))
             .collect();
@@ -363,17 +314,10 @@ fn coroutine_server_with_thread_clients() {
         assert_eq!(server.join().expect("tcp server coroutine"), sent, "{mode:?}");
 
         wd.note(format!("unix, {mode:?}"));
-        let path = Arc::new(TempPath::new("coroutine-server"));
+        let path = Arc::new(support::TempPath::new("coroutine-server"));
         let listener = UnixListener::bind(path.path()).expect("bind");
-        let server = rt.spawn(move || {
-            let handlers: Vec<_> = (0..CLIENTS)
-                .map(|_| {
-                    let (stream, _) = listener.accept().expect("accept");
-                    weft::spawn(move || echo(stream))
-                })
-                .collect();
-            handlers.into_iter().map(|h| h.join().expect("echo coroutine")).sum::<usize>()
-        });
+        let server =
+            rt.spawn(move || echo_each_in_coroutines(|| listener.accept().expect("accept").0));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {
                 let path = Arc::clone(&path);
@@ -400,7 +344,7 @@ fn thread_server_with_coroutine_clients() {
             let handlers: Vec<_> = (0..CLIENTS)
                 .map(|_| {
                     let (stream, _) = listener.accept().expect("accept");
-                    std::thread::spawn(move || echo(stream))
+                    std::thread::spawn(move || support::echo_until_eof(stream))
                 })
                 .collect();
             handlers.into_iter().map(|h| h.join().expect("echo thread")).sum::<usize>()
@@ -432,10 +376,6 @@ fn thread_server_with_coroutine_clients() {
     }
 }
 
-fn io_waits(rt: &weft::Runtime) -> u64 {
-    support::sum_workers(&rt.metrics(), |w| w.io_waits)
-}
-
 /// A stream's read parks in a coroutine of `rt` until `peer` writes `message`; returns the
 /// stream. The coroutine publishes its worker's tid before the read; that worker sleeping in
 /// the kernel shows the read parked, and `io_waits` confirms it after the wake.
@@ -445,27 +385,23 @@ fn read_in_coroutine(
     peer: &mut TcpStream,
     message: &[u8],
 ) -> TcpStream {
-    let before = io_waits(rt);
+    let before = support::io_waits(rt);
     let len = message.len();
     let tid = Arc::new(AtomicI32::new(0));
     let published = Arc::clone(&tid);
     let reader = rt.spawn(move || {
-        // SAFETY: gettid(2) has no preconditions.
-        published.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+        support::publish_tid(&published);
         let mut stream = stream;
         let mut got = vec![0u8; len];
         stream.read_exact(&mut got).expect("read_exact in a coroutine");
         (stream, got)
     });
-    let parked = support::wait_until(PATIENCE, || {
-        let tid = tid.load(Ordering::SeqCst);
-        tid != 0 && thread_sleeping(tid)
-    });
+    let parked = support::wait_sleeping(&tid, PATIENCE);
     assert!(parked && !reader.is_finished(), "the coroutine never parked in read");
     peer.write_all(message).expect("peer write");
     let (stream, got) = reader.join().expect("reader coroutine");
     assert_eq!(got, message);
-    assert!(io_waits(rt) > before, "the read returned without a park on fd readiness");
+    assert!(support::io_waits(rt) > before, "the read returned without a park on fd readiness");
     stream
 }
 

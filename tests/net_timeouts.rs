@@ -12,7 +12,6 @@ mod support;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,49 +45,6 @@ const CHUNK: usize = 64 << 10;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Runs `check` on this thread, then as a coroutine on a two-worker runtime in each mode.
-fn on_thread_and_coroutines(name: &str, check: fn()) {
-    let wd = support::watchdog(name, Duration::from_secs(60));
-    wd.note("on the test thread");
-    check();
-    for mode in [Mode::Pinned, Mode::Migrating] {
-        wd.note(format!("in a coroutine, {mode:?}"));
-        let rt = support::runtime(2, mode);
-        wd.watch_runtime("rt", &rt);
-        rt.block_on(check);
-    }
-}
-
-/// A connected pair of loopback TCP streams: (client, server).
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
-    let addr = listener.local_addr().expect("listener address");
-    let client = TcpStream::connect(addr).expect("connect to the loopback listener");
-    let (server, peer) = listener.accept().expect("accept");
-    assert_eq!(peer, client.local_addr().expect("client address"));
-    (client, server)
-}
-
-/// A socket path under the temp dir, unique in this process, removed on drop.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(tag: &str) -> TempPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("weft-to-{}-{n}-{tag}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        TempPath(path)
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// Asserts that `result`, of a call started at `start` under `timeout`, is `TimedOut`, not
 /// before `timeout` and within `SANE_LATENESS` after it.
@@ -233,12 +189,12 @@ fn stream_write_times_out_and_stays_usable(
 }
 
 fn tcp_read_timeout() {
-    let (client, server) = tcp_pair();
+    let (client, server) = support::tcp_pair();
     stream_read_times_out_and_stays_usable("tcp", client, server);
 }
 
 fn tcp_write_timeout() {
-    let (client, server) = tcp_pair();
+    let (client, server) = support::tcp_pair();
     stream_write_times_out_and_stays_usable("tcp", client, server);
 }
 
@@ -293,7 +249,7 @@ fn unix_datagram_recv_timeout() {
 
 #[test]
 fn tcp_read_timeout_is_timed_out_and_the_stream_stays_usable() {
-    on_thread_and_coroutines(
+    support::on_thread_and_coroutines(
         "tcp_read_timeout_is_timed_out_and_the_stream_stays_usable",
         tcp_read_timeout,
     );
@@ -301,7 +257,7 @@ fn tcp_read_timeout_is_timed_out_and_the_stream_stays_usable() {
 
 #[test]
 fn tcp_write_timeout_is_timed_out_and_the_stream_stays_usable() {
-    on_thread_and_coroutines(
+    support::on_thread_and_coroutines(
         "tcp_write_timeout_is_timed_out_and_the_stream_stays_usable",
         tcp_write_timeout,
     );
@@ -309,7 +265,7 @@ fn tcp_write_timeout_is_timed_out_and_the_stream_stays_usable() {
 
 #[test]
 fn unix_stream_read_timeout_is_timed_out_and_the_stream_stays_usable() {
-    on_thread_and_coroutines(
+    support::on_thread_and_coroutines(
         "unix_stream_read_timeout_is_timed_out_and_the_stream_stays_usable",
         unix_read_timeout,
     );
@@ -317,7 +273,7 @@ fn unix_stream_read_timeout_is_timed_out_and_the_stream_stays_usable() {
 
 #[test]
 fn unix_stream_write_timeout_is_timed_out_and_the_stream_stays_usable() {
-    on_thread_and_coroutines(
+    support::on_thread_and_coroutines(
         "unix_stream_write_timeout_is_timed_out_and_the_stream_stays_usable",
         unix_write_timeout,
     );
@@ -325,7 +281,7 @@ fn unix_stream_write_timeout_is_timed_out_and_the_stream_stays_usable() {
 
 #[test]
 fn datagram_recv_timeouts_are_timed_out_and_the_socket_stays_usable() {
-    on_thread_and_coroutines(
+    support::on_thread_and_coroutines(
         "datagram_recv_timeouts_are_timed_out_and_the_socket_stays_usable",
         || {
             udp_recv_timeout();
@@ -393,7 +349,7 @@ fn connect_timeout_to_full_backlog() {
 /// after its timeout, on a thread and in coroutines.
 #[test]
 fn connect_timeout_to_a_full_backlog_is_timed_out() {
-    on_thread_and_coroutines(
+    support::on_thread_and_coroutines(
         "connect_timeout_to_a_full_backlog_is_timed_out",
         connect_timeout_to_full_backlog,
     );
@@ -456,21 +412,6 @@ struct Parked {
     result: Result<usize, ErrorKind>,
 }
 
-/// Sum of `io_waits` over the workers of `rt`.
-fn io_waits(rt: &weft::Runtime) -> u64 {
-    support::sum_workers(&rt.metrics(), |w| w.io_waits)
-}
-
-/// Whether thread `tid` of this process is asleep in the kernel (state `S` in its
-/// `/proc/self/task/<tid>/stat`).
-fn thread_sleeping(tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-        return false;
-    };
-    // The state follows the parenthesised command name, which may itself hold spaces.
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) == Some("S")
-}
-
 /// A coroutine blocked in a socket call; see [`start_parked`].
 struct ParkedCall {
     handle: weft::JoinHandle<Parked>,
@@ -485,19 +426,15 @@ fn start_parked(
     rt: &Arc<weft::Runtime>,
     call: impl FnOnce() -> (Instant, io::Result<usize>) + Send + 'static,
 ) -> ParkedCall {
-    let io_waits_before = io_waits(rt);
+    let io_waits_before = support::io_waits(rt);
     let tid = Arc::new(AtomicI32::new(0));
     let published = Arc::clone(&tid);
     let handle = rt.spawn(move || {
-        // SAFETY: gettid(2) has no preconditions.
-        published.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+        support::publish_tid(&published);
         let (start, result) = call();
         Parked { start, end: Instant::now(), result: result.map_err(|e| e.kind()) }
     });
-    let parked = support::wait_until(Duration::from_secs(10), || {
-        let tid = tid.load(Ordering::SeqCst);
-        tid != 0 && thread_sleeping(tid)
-    });
+    let parked = support::wait_sleeping(&tid, Duration::from_secs(10));
     assert!(parked, "the coroutine's worker never went to sleep: the call never parked");
     assert!(!handle.is_finished(), "the call returned before anything could end it");
     ParkedCall { handle, io_waits_before }
@@ -548,13 +485,22 @@ fn finish(
         panic!("{what}: the parked call was still parked {limit:?} after the timeout was set");
     }
     let parked = call.handle.join().expect("parked coroutine");
-    let io_waits_after = io_waits(rt);
+    let io_waits_after = support::io_waits(rt);
     assert!(
         io_waits_after > call.io_waits_before,
         "{what}: the call returned without a park on fd readiness (io_waits {} -> {io_waits_after})",
         call.io_waits_before
     );
     parked
+}
+
+/// Asserts that the parked call timed out at start + `timeout`: not before, and within
+/// `SANE_LATENESS` after.
+fn assert_parked_timed_out(parked: &Parked, timeout: Duration, what: &str) {
+    assert_eq!(parked.result, Err(ErrorKind::TimedOut), "{what}");
+    let took = parked.end - parked.start;
+    assert!(took >= timeout, "{what}: timed out after {took:?}, before start + {timeout:?}");
+    assert!(took < timeout + SANE_LATENESS, "{what}: timed out after {took:?}");
 }
 
 /// One read case: a coroutine parks in `read` on a stream with `initial` read timeout; after
@@ -573,7 +519,7 @@ fn parked_read_case(
         wd.note(what.clone());
         let rt = support::runtime(2, mode);
         wd.watch_runtime("rt", &rt);
-        let (client, mut server) = tcp_pair();
+        let (client, mut server) = support::tcp_pair();
         client.set_read_timeout(initial).expect("set the initial read timeout");
         let client = Arc::new(client);
         let reader = {
@@ -614,12 +560,7 @@ fn read_timeout_set_while_parked_fires_at_start_plus_timeout() {
         None,
         Duration::ZERO,
         Some(NEW),
-        |parked, _, what| {
-            assert_eq!(parked.result, Err(ErrorKind::TimedOut), "{what}");
-            let took = parked.end - parked.start;
-            assert!(took >= NEW, "{what}: timed out after {took:?}, before start + {NEW:?}");
-            assert!(took < NEW + SANE_LATENESS, "{what}: timed out after {took:?}");
-        },
+        |parked, _, what| assert_parked_timed_out(parked, NEW, what),
     );
 }
 
@@ -665,12 +606,7 @@ fn read_timeout_shortened_while_parked_takes_effect() {
         Some(Duration::from_secs(30)),
         Duration::ZERO,
         Some(NEW),
-        |parked, _, what| {
-            assert_eq!(parked.result, Err(ErrorKind::TimedOut), "{what}");
-            let took = parked.end - parked.start;
-            assert!(took >= NEW, "{what}: timed out after {took:?}, before start + {NEW:?}");
-            assert!(took < NEW + SANE_LATENESS, "{what}: timed out after {took:?}");
-        },
+        |parked, _, what| assert_parked_timed_out(parked, NEW, what),
     );
 }
 
@@ -686,12 +622,7 @@ fn read_timeout_set_through_a_clone_while_parked_takes_effect() {
         None,
         Duration::ZERO,
         Some(NEW),
-        |parked, _, what| {
-            assert_eq!(parked.result, Err(ErrorKind::TimedOut), "{what}");
-            let took = parked.end - parked.start;
-            assert!(took >= NEW, "{what}: timed out after {took:?}, before start + {NEW:?}");
-            assert!(took < NEW + SANE_LATENESS, "{what}: timed out after {took:?}");
-        },
+        |parked, _, what| assert_parked_timed_out(parked, NEW, what),
     );
 }
 
@@ -706,23 +637,19 @@ fn read_timeout_set_while_a_thread_is_blocked_takes_effect() {
     for via_clone in [false, true] {
         let what = format!("{TEST} (via clone {via_clone})");
         wd.note(what.clone());
-        let (client, mut server) = tcp_pair();
+        let (client, mut server) = support::tcp_pair();
         let client = Arc::new(client);
         let tid = Arc::new(AtomicI32::new(0));
         let reader = std::thread::spawn({
             let (client, tid) = (Arc::clone(&client), Arc::clone(&tid));
             move || {
-                // SAFETY: gettid(2) has no preconditions.
-                tid.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+                support::publish_tid(&tid);
                 let start = Instant::now();
                 let result = (&*client).read(&mut [0u8; 64]).map_err(|e| e.kind());
                 Parked { start, end: Instant::now(), result }
             }
         });
-        let blocked = support::wait_until(Duration::from_secs(10), || {
-            let tid = tid.load(Ordering::SeqCst);
-            tid != 0 && thread_sleeping(tid)
-        });
+        let blocked = support::wait_sleeping(&tid, Duration::from_secs(10));
         assert!(blocked, "{what}: the reading thread never blocked");
         let clone;
         let handle: &TcpStream = if via_clone {
@@ -760,7 +687,7 @@ fn read_timeout_cleared_while_parked_takes_effect() {
         wd.note(what.clone());
         let rt = support::runtime(2, mode);
         wd.watch_runtime("rt", &rt);
-        let (client, mut server) = tcp_pair();
+        let (client, mut server) = support::tcp_pair();
         client.set_read_timeout(Some(INITIAL)).expect("set_read_timeout");
         let client = Arc::new(client);
         let reader = {
@@ -794,7 +721,7 @@ fn write_timeout_set_while_parked_fires_at_start_plus_timeout() {
         wd.note(what.clone());
         let rt = support::runtime(2, mode);
         wd.watch_runtime("rt", &rt);
-        let (client, server) = tcp_pair();
+        let (client, server) = support::tcp_pair();
         let client = Arc::new(client);
         let writer = {
             let client = Arc::clone(&client);
@@ -817,11 +744,8 @@ fn write_timeout_set_while_parked_fires_at_start_plus_timeout() {
         });
         // Dropping the peer with unread bytes resets the connection, which frees the writer.
         let parked = finish(&rt, writer, NEW + SANE_LATENESS, &what, move || drop(server));
-        assert_eq!(parked.result, Err(ErrorKind::TimedOut), "{what}");
-        let took = parked.end - parked.start;
-        assert!(took >= NEW, "{what}: timed out after {took:?}, before start + {NEW:?}");
+        assert_parked_timed_out(&parked, NEW, &what);
         assert!(parked.end >= set_at, "{what}");
-        assert!(took < NEW + SANE_LATENESS, "{what}: timed out after {took:?}");
     }
 }
 
@@ -858,7 +782,7 @@ fn stream_timeout_options(what: &str, s: &dyn Stream) {
 }
 
 fn timeout_getters() {
-    let (client, _server) = tcp_pair();
+    let (client, _server) = support::tcp_pair();
     stream_timeout_options("tcp", &client);
     let (a, _b) = UnixStream::pair().expect("UnixStream::pair");
     stream_timeout_options("unix stream", &a);
@@ -867,8 +791,8 @@ fn timeout_getters() {
     check_timeout_option("udp read", &|d| udp.set_read_timeout(d), &|| udp.read_timeout());
     check_timeout_option("udp write", &|d| udp.set_write_timeout(d), &|| udp.write_timeout());
 
-    let path = TempPath::new("getters");
-    let dgram = UnixDatagram::bind(&path.0).expect("bind a unix datagram socket");
+    let path = support::TempPath::new("getters");
+    let dgram = UnixDatagram::bind(path.path()).expect("bind a unix datagram socket");
     check_timeout_option("unix datagram read", &|d| dgram.set_read_timeout(d), &|| {
         dgram.read_timeout()
     });
@@ -886,7 +810,7 @@ fn timeout_getters() {
 /// `InvalidInput` (as std), including `connect_timeout`'s.
 #[test]
 fn timeout_getters_return_what_was_set_and_zero_is_invalid_input() {
-    on_thread_and_coroutines(
+    support::on_thread_and_coroutines(
         "timeout_getters_return_what_was_set_and_zero_is_invalid_input",
         timeout_getters,
     );

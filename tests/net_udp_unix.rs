@@ -12,14 +12,12 @@
 //! Servers and clients are coroutines of a two-worker runtime, pinned and migrating. Payload
 //! sizes and contents are seeded (`WEFT_SEED`). Every socket has a 10 s read timeout, so a lost
 //! datagram or wake-up fails with a message rather than the watchdog's abort. Socket paths are
-//! `temp_dir()/weft-uu-<pid>-<n>-<tag>.sock`, removed on drop.
+//! `support::TempPath`s, removed on drop.
 
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,30 +40,6 @@ const MAX_STREAM_PAYLOAD: u64 = 512 << 10;
 const LOSS_TIMEOUT: Duration = Duration::from_secs(10);
 
 const MODES: [Mode; 2] = [Mode::Pinned, Mode::Migrating];
-
-/// A socket path under the temp dir, unique in this process, removed on drop.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(tag: &str) -> TempPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("weft-uu-{}-{n}-{tag}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        TempPath(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// A seeded payload of `min(max, …)` bytes that starts with `<client>:<round>:`, so a
 /// misdirected or reordered echo cannot match.
@@ -216,20 +190,6 @@ fn udp_peek_leaves_the_datagram_and_broadcast_round_trips() {
 // Unix streams
 // ---------------------------------------------------------------------------------------------
 
-/// Echoes until EOF through `&UnixStream`; returns the bytes echoed.
-fn echo_until_eof(stream: &UnixStream) -> usize {
-    let mut buf = vec![0u8; 16 << 10];
-    let mut total = 0;
-    loop {
-        let n = (&*stream).read(&mut buf).expect("echo read");
-        if n == 0 {
-            return total;
-        }
-        (&*stream).write_all(&buf[..n]).expect("echo write");
-        total += n;
-    }
-}
-
 /// Client side: one coroutine writes `sent` and shuts down writing while this one reads the
 /// echo to EOF; the echo must equal `sent`.
 fn exchange(stream: UnixStream, sent: Vec<u8>, what: &str) {
@@ -254,7 +214,7 @@ fn exchange(stream: UnixStream, sent: Vec<u8>, what: &str) {
 }
 
 fn unix_stream_echo(rt: &Arc<weft::Runtime>, mut rng: Rng, seed: u64) {
-    let path = Arc::new(TempPath::new("stream-echo"));
+    let path = Arc::new(support::TempPath::new("stream-echo"));
     let listener = UnixListener::bind(path.path()).expect("bind a UnixListener");
     let local = listener.local_addr().expect("local_addr");
     assert_eq!(local.as_pathname(), Some(path.path()));
@@ -263,7 +223,7 @@ fn unix_stream_echo(rt: &Arc<weft::Runtime>, mut rng: Rng, seed: u64) {
         let handlers: Vec<_> = (0..CLIENTS)
             .map(|_| {
                 let (stream, _peer) = listener.accept().expect("accept");
-                weft::spawn(move || echo_until_eof(&stream))
+                weft::spawn(move || support::echo_until_eof(&stream))
             })
             .collect();
         handlers.into_iter().map(|h| h.join().expect("echo handler")).sum::<usize>()
@@ -301,7 +261,7 @@ fn unix_stream_pair_echo(rt: &Arc<weft::Runtime>, mut rng: Rng, seed: u64) {
             rt.spawn(move || {
                 let (a, b) = UnixStream::pair().expect("UnixStream::pair");
                 let len = sent.len();
-                let echo = weft::spawn(move || echo_until_eof(&b));
+                let echo = weft::spawn(move || support::echo_until_eof(&b));
                 exchange(a, sent, &format!("pair {client} (seed {seed})"));
                 assert_eq!(echo.join().expect("pair echo"), len);
             })
@@ -324,7 +284,7 @@ fn unix_stream_pair_echoes_concurrently() {
 // ---------------------------------------------------------------------------------------------
 
 fn unix_datagram_echo(rt: &Arc<weft::Runtime>, mut rng: Rng, seed: u64) {
-    let server_path = Arc::new(TempPath::new("dgram-server"));
+    let server_path = Arc::new(support::TempPath::new("dgram-server"));
     let server = UnixDatagram::bind(server_path.path()).expect("bind the datagram server");
     assert_eq!(server.local_addr().expect("local_addr").as_pathname(), Some(server_path.path()));
     server.set_read_timeout(Some(LOSS_TIMEOUT)).expect("set_read_timeout");
@@ -344,7 +304,7 @@ fn unix_datagram_echo(rt: &Arc<weft::Runtime>, mut rng: Rng, seed: u64) {
             let server_path = Arc::clone(&server_path);
             let connected = client % 2 == 1;
             rt.spawn(move || {
-                let own = TempPath::new(&format!("dgram-client-{client}"));
+                let own = support::TempPath::new(&format!("dgram-client-{client}"));
                 let socket = UnixDatagram::bind(own.path()).expect("bind a datagram client");
                 socket.set_read_timeout(Some(LOSS_TIMEOUT)).expect("set_read_timeout");
                 if connected {
@@ -385,7 +345,7 @@ fn unix_datagram_echo(rt: &Arc<weft::Runtime>, mut rng: Rng, seed: u64) {
     server.join().expect("datagram server");
 
     // An unbound socket can send; its datagrams come from an unnamed address.
-    let path = TempPath::new("dgram-unbound-target");
+    let path = support::TempPath::new("dgram-unbound-target");
     let target = UnixDatagram::bind(path.path()).expect("bind");
     target.set_read_timeout(Some(LOSS_TIMEOUT)).expect("set_read_timeout");
     let anonymous = UnixDatagram::unbound().expect("UnixDatagram::unbound");

@@ -1,4 +1,4 @@
-//! Shared helpers for the runtime integration tests (`tests/rt_*.rs`).
+//! Shared helpers for the runtime and net integration tests (`tests/rt_*.rs`, `tests/net_*.rs`).
 //!
 //! Every test follows the same shape:
 //!
@@ -27,8 +27,10 @@
 
 use std::any::Any;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -341,6 +343,131 @@ pub fn sum_workers(
     field: impl Fn(&weft::WorkerMetrics) -> u64,
 ) -> u64 {
     metrics.workers.iter().map(field).sum()
+}
+
+/// Sum of `io_waits` (parks on fd readiness) over the workers of `rt`.
+pub fn io_waits(rt: &Runtime) -> u64 {
+    sum_workers(&rt.metrics(), |w| w.io_waits)
+}
+
+/// Runs `check` on this thread, then as a coroutine on a two-worker runtime in each mode.
+pub fn on_thread_and_coroutines(name: &str, check: fn()) {
+    let wd = watchdog(name, Duration::from_secs(60));
+    wd.note("on the test thread");
+    check();
+    for mode in [Mode::Pinned, Mode::Migrating] {
+        wd.note(format!("in a coroutine, {mode:?}"));
+        let rt = runtime(2, mode);
+        wd.watch_runtime("rt", &rt);
+        rt.block_on(check);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets
+// ---------------------------------------------------------------------------------------------
+
+/// A connected pair of loopback TCP streams: (client, server).
+pub fn tcp_pair() -> (weft::net::TcpStream, weft::net::TcpStream) {
+    let listener = weft::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
+    let addr = listener.local_addr().expect("listener address");
+    let client = weft::net::TcpStream::connect(addr).expect("connect to the loopback listener");
+    let (server, peer) = listener.accept().expect("accept");
+    assert_eq!(peer, client.local_addr().expect("client address"));
+    (client, server)
+}
+
+/// A socket path under the temp dir, `weft-<pid>-<n>-<tag>.sock`, unique in this process and
+/// removed on drop (and, should a stale one exist, at creation).
+pub struct TempPath(PathBuf);
+
+impl TempPath {
+    /// A fresh path whose file name ends in `<tag>.sock`.
+    pub fn new(tag: &str) -> TempPath {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("weft-{}-{n}-{tag}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        TempPath(path)
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Echoes `stream` back to itself until EOF; returns the bytes echoed.
+pub fn echo_until_eof(mut stream: impl Read + Write) -> usize {
+    let mut buf = vec![0u8; 16 << 10];
+    let mut total = 0;
+    loop {
+        let n = stream.read(&mut buf).expect("echo read");
+        if n == 0 {
+            return total;
+        }
+        stream.write_all(&buf[..n]).expect("echo write");
+        total += n;
+    }
+}
+
+/// Whether `fd`'s open file is in non-blocking mode (`O_NONBLOCK`).
+pub fn is_nonblocking(fd: RawFd) -> bool {
+    // SAFETY: fcntl(F_GETFL) reads the flags of an fd the caller holds open; no pointers.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert!(flags >= 0, "fcntl(F_GETFL): {}", std::io::Error::last_os_error());
+    flags & libc::O_NONBLOCK != 0
+}
+
+/// Makes a close of `fd`'s socket send a reset (SO_LINGER on, 0 s).
+pub fn set_linger_zero(fd: &impl AsRawFd) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt(2) reads `size_of::<linger>()` bytes from a live `linger`.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER): {}", std::io::Error::last_os_error());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threads seen blocking
+// ---------------------------------------------------------------------------------------------
+
+/// Whether thread `tid` of this process is asleep in the kernel (state `S` in its
+/// `/proc/self/task/<tid>/stat`).
+pub fn thread_sleeping(tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name, which may itself hold spaces.
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) == Some("S")
+}
+
+/// Stores the calling thread's id in `slot`, for [`wait_sleeping`].
+pub fn publish_tid(slot: &AtomicI32) {
+    // SAFETY: gettid(2) has no preconditions.
+    slot.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+}
+
+/// Waits up to `timeout` until a thread has published its id in `slot` ([`publish_tid`]) and
+/// sleeps in the kernel ([`thread_sleeping`]); returns whether it did.
+pub fn wait_sleeping(slot: &AtomicI32, timeout: Duration) -> bool {
+    wait_until(timeout, || {
+        let tid = slot.load(Ordering::SeqCst);
+        tid != 0 && thread_sleeping(tid)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
