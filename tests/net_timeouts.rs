@@ -79,35 +79,26 @@ trait Stream: Read + Write {
     fn get_write(&self) -> io::Result<Option<Duration>>;
 }
 
-impl Stream for TcpStream {
-    fn set_read(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(timeout)
-    }
-    fn set_write(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.set_write_timeout(timeout)
-    }
-    fn get_read(&self) -> io::Result<Option<Duration>> {
-        self.read_timeout()
-    }
-    fn get_write(&self) -> io::Result<Option<Duration>> {
-        self.write_timeout()
-    }
+macro_rules! impl_stream {
+    ($($ty:ty),*) => {$(
+        impl Stream for $ty {
+            fn set_read(&self, timeout: Option<Duration>) -> io::Result<()> {
+                self.set_read_timeout(timeout)
+            }
+            fn set_write(&self, timeout: Option<Duration>) -> io::Result<()> {
+                self.set_write_timeout(timeout)
+            }
+            fn get_read(&self) -> io::Result<Option<Duration>> {
+                self.read_timeout()
+            }
+            fn get_write(&self) -> io::Result<Option<Duration>> {
+                self.write_timeout()
+            }
+        }
+    )*};
 }
 
-impl Stream for UnixStream {
-    fn set_read(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(timeout)
-    }
-    fn set_write(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.set_write_timeout(timeout)
-    }
-    fn get_read(&self) -> io::Result<Option<Duration>> {
-        self.read_timeout()
-    }
-    fn get_write(&self) -> io::Result<Option<Duration>> {
-        self.write_timeout()
-    }
-}
+impl_stream!(TcpStream, UnixStream);
 
 // ---------------------------------------------------------------------------------------------
 // Read and write timeouts

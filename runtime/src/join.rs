@@ -396,28 +396,21 @@ where
         Some(local) => {
             shared.registry.insert(local.index, &task);
             bump(&shared.remotes[local.index].counters.spawned, 1);
-            match worker {
-                // An unstarted task in an inbox: only that worker pops it, and starts it.
-                Some(index) => {
-                    let remote = &shared.remotes[index % shared.remotes.len()];
-                    remote.inbox.push(task);
-                    remote.unpark();
-                }
-                None => local.deque.push(task),
-            }
-        }
-        None if worker.is_some() => {
-            shared.registry.insert(shared.outside_shard(), &task);
-            shared.spawned_outside.fetch_add(1, Relaxed);
-            let remote = &shared.remotes[worker.unwrap_or(0) % shared.remotes.len()];
-            remote.inbox.push(task);
-            remote.unpark();
         }
         None => {
             shared.registry.insert(shared.outside_shard(), &task);
             shared.spawned_outside.fetch_add(1, Relaxed);
-            shared.injector.push(task);
         }
+    }
+    match (worker, local) {
+        // An unstarted task in an inbox: only that worker pops it, and starts it.
+        (Some(index), _) => {
+            let remote = &shared.remotes[index % shared.remotes.len()];
+            remote.inbox.push(task);
+            remote.unpark();
+        }
+        (None, Some(local)) => local.deque.push(task),
+        (None, None) => shared.injector.push(task),
     }
     shared.spawned(&handle, worker.is_none());
     Ok(JoinInner::new(packet, Coroutine { inner: Inner::Task(handle) }))

@@ -214,17 +214,22 @@ pub fn park_timeout(dur: Duration) {
 /// assert!(slept.join().unwrap() >= Duration::from_millis(20));
 /// ```
 pub fn sleep(dur: Duration) {
+    sleep_unless_cancelled(dur);
+}
+
+/// [`sleep`], saying how it ended: `Woke::Cancelled` if the runtime's shutdown cut it short.
+pub(crate) fn sleep_unless_cancelled(dur: Duration) -> Woke {
     if !is_coroutine() {
         std::thread::sleep(dur);
-        return;
+        return Woke::Woken;
     }
     let deadline = Instant::now().checked_add(dur);
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return;
+            return Woke::Woken;
         }
         if park_until(ParkKind::Interruptible, deadline) == Woke::Cancelled {
-            return;
+            return Woke::Cancelled;
         }
     }
 }

@@ -71,7 +71,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::context;
 use crate::park::{park_with, Woke};
 use crate::runtime::Shared;
 use crate::state::ParkKind;
@@ -211,6 +210,13 @@ impl Table {
     }
 }
 
+/// Wakes and removes every waiter of a list (under its slot's lock).
+fn wake_all(waiters: &mut Vec<Waker>) {
+    for waker in waiters.drain(..) {
+        waker.wake();
+    }
+}
+
 fn token(index: u32, seq: u32) -> u64 {
     u64::from(index) | u64::from(seq) << 32
 }
@@ -259,10 +265,6 @@ struct Key {
     index: u32,
     seq: u32,
 }
-
-/// What a caller read before its syscall: the tick of its direction, if it had a slot.
-#[derive(Clone, Copy)]
-struct Snapshot(Option<u32>);
 
 /// Why a wait ended without parking to the end.
 enum Wait {
@@ -358,11 +360,7 @@ impl Registration {
         // sequence under this lock), and every parked caller sees the change when it wakes.
         key.slot.seq.store(key.seq.wrapping_add(1), Relaxed);
         let home = inner.home.take();
-        for waiters in &mut inner.waiters {
-            for waker in waiters.drain(..) {
-                waker.wake();
-            }
-        }
+        inner.waiters.iter_mut().for_each(wake_all);
         drop(inner);
         if let Some(home) = home {
             let remote = &home.shared.remotes[home.worker];
@@ -374,10 +372,11 @@ impl Registration {
         TABLE.release(key.index);
     }
 
-    fn snapshot(&self, interest: Interest) -> Snapshot {
+    /// What a caller reads before its syscall: the tick of its direction, if it has a slot.
+    fn snapshot(&self, interest: Interest) -> Option<u32> {
         // Acquire: pairs with the reactor's Release bump, so an edge seen here is one whose
         // readiness the following syscall observes.
-        Snapshot(self.key.get().map(|k| k.slot.ticks[interest.index()].load(Acquire)))
+        self.key.get().map(|k| k.slot.ticks[interest.index()].load(Acquire))
     }
 
     fn key(&self) -> io::Result<Key> {
@@ -399,7 +398,7 @@ impl Registration {
         &self,
         fd: RawFd,
         interest: Interest,
-        snapshot: Snapshot,
+        snapshot: Option<u32>,
         deadline: Option<Instant>,
     ) -> io::Result<Wait> {
         if !crate::is_coroutine() {
@@ -412,7 +411,7 @@ impl Registration {
         // no tick can vouch that nothing happened since the syscall: another caller sharing
         // the registration may have registered the fd meanwhile, and an edge come and gone.
         // So such a wait never parks; it registers the fd if needed and retries.
-        let seen = snapshot.0;
+        let seen = snapshot;
         let mut outcome = Ok(Wait::Retry);
         let woke = park_with(ParkKind::Interruptible, deadline, |waker| {
             let mut inner = key.slot.inner.lock();
@@ -420,9 +419,9 @@ impl Registration {
                 outcome = Err(deregistered());
                 return false;
             }
-            // SAFETY: the caller is a coroutine, so this thread runs a worker loop, and the
-            // reference is dropped before the park switches away.
-            let local = unsafe { &*context::current_worker_ptr() };
+            // The caller is a coroutine, so this thread runs a worker loop; the reference is
+            // dropped before the park switches away.
+            let local = worker::current_local().expect("a coroutine runs on a worker");
             if !inner.home.as_ref().is_some_and(|h| Arc::ptr_eq(&h.shared, &local.shared)) {
                 // Not registered yet, or on a runtime other than this coroutine's: move it
                 // here, then retry the call (the registration reports readiness that holds).
@@ -467,9 +466,7 @@ impl Notifier {
         let key = self.0;
         let mut inner = key.slot.inner.lock();
         if key.slot.seq.load(Relaxed) == key.seq {
-            for waker in inner.waiters[interest.index()].drain(..) {
-                waker.wake();
-            }
+            wake_all(&mut inner.waiters[interest.index()]);
         }
     }
 
@@ -520,18 +517,9 @@ impl std::fmt::Debug for Registration {
 ///
 /// `Other` ("weft runtime is shutting down") during the shutdown of the caller's runtime.
 pub fn sleep_io(dur: Duration) -> io::Result<()> {
-    if !crate::is_coroutine() {
-        std::thread::sleep(dur);
-        return Ok(());
-    }
-    let deadline = Instant::now().checked_add(dur);
-    loop {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(());
-        }
-        if crate::park::park_until(ParkKind::Interruptible, deadline) == Woke::Cancelled {
-            return Err(shutting_down());
-        }
+    match crate::park::sleep_unless_cancelled(dur) {
+        Woke::Cancelled => Err(shutting_down()),
+        _ => Ok(()),
     }
 }
 
@@ -624,9 +612,7 @@ pub(crate) fn dispatch(events: &[Event], skip: u64) {
             if bits & mask != 0 {
                 // Release: pairs with the Acquire snapshot of a caller (see `snapshot`).
                 slot.ticks[dir].fetch_add(1, Release);
-                for waker in inner.waiters[dir].drain(..) {
-                    waker.wake();
-                }
+                wake_all(&mut inner.waiters[dir]);
             }
         }
     }

@@ -316,9 +316,7 @@ impl Waker {
             }
         }
     }
-}
 
-impl Waker {
     /// Whether both wakers are for the same coroutine or thread (whatever the park).
     pub(crate) fn same_owner(&self, other: &Waker) -> bool {
         match (self, other) {

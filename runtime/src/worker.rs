@@ -529,15 +529,22 @@ impl Local {
     }
 }
 
-/// The worker loop running on this thread, if it belongs to the runtime `shared`.
+/// The worker loop running on this thread, if any.
 ///
-/// The reference is only for use before the caller next switches coroutines; its lifetime is
-/// not tied to `shared`, which only selects the runtime.
-pub(crate) fn local_of<'a>(shared: &Arc<Shared>) -> Option<&'a Local> {
+/// The reference is only for use before the caller next switches coroutines (a migrated
+/// coroutine would hold another thread's worker); its lifetime is the caller's choice.
+pub(crate) fn current_local<'a>() -> Option<&'a Local> {
     let local = context::current_worker_ptr();
     // SAFETY: a non-null worker pointer is the `Local` of the loop running on this thread,
-    // which outlives every coroutine and timer that runs on it.
-    unsafe { local.as_ref() }.filter(|l| Arc::ptr_eq(&l.shared, shared))
+    // which outlives every coroutine and timer that runs on it; callers drop the reference
+    // before they switch.
+    unsafe { local.as_ref() }
+}
+
+/// The worker loop running on this thread, if it belongs to the runtime `shared`; see
+/// [`current_local`].
+pub(crate) fn local_of<'a>(shared: &Arc<Shared>) -> Option<&'a Local> {
+    current_local().filter(|l| Arc::ptr_eq(&l.shared, shared))
 }
 
 /// Queues a coroutine whose park just ended, by the rules of the module docs.
@@ -570,16 +577,14 @@ pub(crate) fn schedule(task: Arc<Task>) {
 
 /// Bumps an I/O counter of the worker the calling coroutine runs on.
 pub(crate) fn count_io(counter: impl FnOnce(&crate::metrics::Counters) -> &AtomicU64) {
-    // SAFETY: as in `local_of`: a non-null worker is the loop running on this thread.
-    if let Some(local) = unsafe { context::current_worker_ptr().as_ref() } {
+    if let Some(local) = current_local() {
         bump(counter(&local.remote().counters), 1);
     }
 }
 
 /// Arms a timer for park `gen` of `task` on the current worker.
 pub(crate) fn add_timer(deadline: Instant, task: Arc<Task>, gen: u64) {
-    let local = context::current_worker_ptr();
-    // SAFETY: timers are only added by running coroutines, whose thread runs a worker loop.
-    let local = unsafe { local.as_ref() }.expect("a coroutine runs on a worker");
+    // Timers are only added by running coroutines, whose thread runs a worker loop.
+    let local = current_local().expect("a coroutine runs on a worker");
     local.timers.borrow_mut().insert(deadline, task, gen);
 }
