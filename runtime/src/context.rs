@@ -18,6 +18,29 @@ use crate::runtime::Shared;
 use crate::task::{Task, ThreadInner};
 use crate::worker::Local;
 
+#[cfg(loom)]
+pub(crate) use loom::thread::{current as os_current, park as os_park, Thread as OsThread};
+/// The OS-thread handle type and calls a parked plain thread uses; loom's own under loom, so
+/// that the `weft::sync` models run the real thread-park path.
+#[cfg(not(loom))]
+pub(crate) use std::thread::{current as os_current, park as os_park, Thread as OsThread};
+
+/// `park_timeout` for a plain thread. loom has no timed park; its models use no deadlines.
+pub(crate) fn os_park_timeout(dur: std::time::Duration) {
+    #[cfg(not(loom))]
+    std::thread::park_timeout(dur);
+    #[cfg(loom)]
+    {
+        let _ = dur;
+        loom::thread::park();
+    }
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static THREAD: RefCell<Option<Arc<ThreadInner>>> = RefCell::new(None);
+}
+
 thread_local! {
     /// The coroutine this worker thread is running, or null on the worker's own stack and on
     /// every thread that is not a worker.
@@ -25,7 +48,8 @@ thread_local! {
     /// The worker whose loop runs on this thread, or null.
     static WORKER: Cell<*const Local> = const { Cell::new(ptr::null()) };
     /// The weft identity of a plain thread, made on first use; a `spawn_blocking` job swaps
-    /// in its own while it runs.
+    /// in its own while it runs. (Under loom, a loom thread-local above.)
+    #[cfg(not(loom))]
     static THREAD: RefCell<Option<Arc<ThreadInner>>> = const { RefCell::new(None) };
     /// The runtime a `spawn_blocking` pool thread belongs to.
     static BLOCKING_RUNTIME: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };

@@ -443,7 +443,7 @@ where
     let identity = Arc::new(crate::task::ThreadInner::unbound(Some("weft-blocking".into())));
     let coroutine = Coroutine { inner: Inner::Thread(identity.clone()) };
     let job = Box::new(move || {
-        let _ = identity.thread.set(thread::current());
+        let _ = identity.thread.set(crate::context::os_current());
         let previous = context::replace_current_thread(Some(identity));
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         context::replace_current_thread(previous);

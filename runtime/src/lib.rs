@@ -31,6 +31,7 @@ mod registry;
 mod scope;
 mod stack;
 mod state;
+pub mod sync;
 mod sys;
 mod task;
 mod timer;

@@ -145,14 +145,14 @@ fn park_thread<F: FnOnce(Waker) -> bool>(
             return Woke::Woken;
         }
         match deadline {
-            None => std::thread::park(),
+            None => context::os_park(),
             Some(deadline) => {
                 let now = Instant::now();
                 if now >= deadline {
                     me.state.withdraw();
                     return Woke::Woken;
                 }
-                std::thread::park_timeout(deadline - now);
+                context::os_park_timeout(deadline - now);
             }
         }
     }

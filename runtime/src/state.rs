@@ -5,9 +5,9 @@
 //!
 //! ```text
 //!  63                                    8   7   6    5     4     3     2    1   0
-//! +---------------------------------------+-------+-----+-----+-----+-----+--------+
-//! |           generation (56 bits)        |unused | CAN | TOK | USR | NOT |  LIFE  |
-//! +---------------------------------------+-------+-----+-----+-----+-----+--------+
+//! +-----------------------------------+-----+-----+-----+-----+-----+-----+--------+
+//! |        generation (56 bits)       |  -  | UNI | CAN | TOK | USR | NOT |  LIFE  |
+//! +-----------------------------------+-----+-----+-----+-----+-----+-----+--------+
 //!
 //! LIFE  QUEUED  (0)  in exactly one run queue, or handed to a worker, or not started
 //!       RUNNING (1)  on a worker (or, for a thread, awake)
@@ -17,6 +17,8 @@
 //! USR   the current park is a user `park()`, which `unpark()` may end
 //! TOK   the `unpark()` token of `std::thread::park` semantics
 //! CAN   the runtime is shutting down: interruptible parks return at once
+//! UNI   the current park is uninterruptible: cancellation marks it but does not end it, so it
+//!       ends only by a wake of its generation (or its own deadline)
 //! ```
 //!
 //! # The protocol
@@ -81,6 +83,7 @@ const NOTIFIED: u64 = 1 << 2;
 const USER: u64 = 1 << 3;
 const TOKEN: u64 = 1 << 4;
 const CANCELLED: u64 = 1 << 5;
+const UNINTERRUPTIBLE: u64 = 1 << 6;
 const GEN_SHIFT: u32 = 8;
 const GEN_ONE: u64 = 1 << GEN_SHIFT;
 
@@ -156,8 +159,12 @@ impl State {
                 return Some(cur & !TOKEN);
             }
             refused = None;
-            let user = if kind == ParkKind::User { USER } else { 0 };
-            Some((cur & !(NOTIFIED | USER)).wrapping_add(GEN_ONE) | user)
+            let kind_bits = match kind {
+                ParkKind::User => USER,
+                ParkKind::Interruptible => 0,
+                ParkKind::Uninterruptible => UNINTERRUPTIBLE,
+            };
+            Some((cur & !(NOTIFIED | USER | UNINTERRUPTIBLE)).wrapping_add(GEN_ONE) | kind_bits)
         });
         match (prev, refused) {
             (_, Some(why)) => Err(why),
@@ -219,16 +226,19 @@ impl State {
         prev & LIFE_MASK == PARKED && prev & USER != 0
     }
 
-    /// Marks the owner cancelled and wakes its current park, whatever its kind. Returns true
-    /// when the caller now owns the re-queue.
+    /// Marks the owner cancelled and wakes its current park, unless that park is
+    /// uninterruptible: such a park (a lock's, a join's) ends only by its own wake, so whoever
+    /// holds its waker may treat the wake as the hand-off it stands for. Returns true when the
+    /// caller now owns the re-queue.
     pub(crate) fn cancel(&self) -> bool {
         let prev = self.publish(|cur| match cur & LIFE_MASK {
+            _ if cur & UNINTERRUPTIBLE != 0 => cur | CANCELLED,
             PARKED => (cur & !LIFE_MASK) | QUEUED | CANCELLED,
             RUNNING => cur | NOTIFIED | CANCELLED,
             DONE => cur,
             _ => cur | CANCELLED,
         });
-        prev & LIFE_MASK == PARKED
+        prev & LIFE_MASK == PARKED && prev & UNINTERRUPTIBLE == 0
     }
 
     /// A wake-side transition: always a read-modify-write, even when `f` changes nothing.
@@ -243,7 +253,7 @@ impl State {
         let prev = self
             .update(|cur| {
                 debug_assert_eq!(cur & LIFE_MASK, QUEUED, "resumed while not queued");
-                Some((cur & !(LIFE_MASK | USER)) | RUNNING)
+                Some((cur & !(LIFE_MASK | USER | UNINTERRUPTIBLE)) | RUNNING)
             })
             .unwrap_or_else(|cur| cur);
         prev & CANCELLED != 0
@@ -260,7 +270,7 @@ impl State {
     /// Returns true if it was still PARKED, that is, no wake came.
     pub(crate) fn withdraw(&self) -> bool {
         let prev = self
-            .update(|cur| Some((cur & !(LIFE_MASK | USER | NOTIFIED)) | RUNNING))
+            .update(|cur| Some((cur & !(LIFE_MASK | USER | NOTIFIED | UNINTERRUPTIBLE)) | RUNNING))
             .unwrap_or_else(|cur| cur);
         prev & LIFE_MASK == PARKED
     }
@@ -300,7 +310,7 @@ mod tests {
 
     #[test]
     fn masks_do_not_overlap() {
-        let flags = [LIFE_MASK, NOTIFIED, USER, TOKEN, CANCELLED];
+        let flags = [LIFE_MASK, NOTIFIED, USER, TOKEN, CANCELLED, UNINTERRUPTIBLE];
         for (i, a) in flags.iter().enumerate() {
             for b in &flags[i + 1..] {
                 assert_eq!(a & b, 0);
@@ -407,9 +417,23 @@ mod tests {
     #[test]
     fn cancel_wakes_and_refuses_later_parks() {
         let s = running();
-        let _ = s.begin_park(ParkKind::Uninterruptible).unwrap();
+        let _ = s.begin_park(ParkKind::Interruptible).unwrap();
         assert_eq!(s.commit_park(), Commit::Parked);
         assert!(s.cancel());
+        assert!(s.start_running());
+        assert_eq!(s.begin_park(ParkKind::Interruptible), Err(NoPark::Cancelled));
+        assert_eq!(s.begin_park(ParkKind::User), Err(NoPark::Cancelled));
+        assert!(s.begin_park(ParkKind::Uninterruptible).is_ok());
+    }
+
+    #[test]
+    fn cancel_marks_but_does_not_end_an_uninterruptible_park() {
+        let s = running();
+        let g = s.begin_park(ParkKind::Uninterruptible).unwrap();
+        assert!(!s.cancel(), "a committing uninterruptible park is not notified");
+        assert_eq!(s.commit_park(), Commit::Parked);
+        assert!(!s.cancel(), "a parked uninterruptible park is not ended");
+        assert!(s.wake(g), "its own wake still ends it");
         assert!(s.start_running());
         assert_eq!(s.begin_park(ParkKind::Interruptible), Err(NoPark::Cancelled));
         assert_eq!(s.begin_park(ParkKind::User), Err(NoPark::Cancelled));

@@ -197,12 +197,12 @@ pub(crate) struct ThreadInner {
     pub(crate) name: Option<String>,
     pub(crate) state: State,
     /// The thread to unpark; a `spawn_blocking` job learns it when a pool thread takes it up.
-    pub(crate) thread: OnceLock<std::thread::Thread>,
+    pub(crate) thread: OnceLock<crate::context::OsThread>,
 }
 
 impl ThreadInner {
     pub(crate) fn for_current_thread() -> ThreadInner {
-        let thread = std::thread::current();
+        let thread = crate::context::os_current();
         let inner = ThreadInner::unbound(thread.name().map(str::to_owned));
         let _ = inner.thread.set(thread);
         inner
@@ -294,7 +294,9 @@ impl fmt::Debug for Coroutine {
 }
 
 /// Ends one park: the coroutine or thread and the park generation it waits in. Stored by
-/// whatever the parked side waits on; waking a generation that is over does nothing.
+/// whatever the parked side waits on; waking a generation that is over does nothing, so a
+/// clone may be woken any number of times.
+#[derive(Clone)]
 pub(crate) enum Waker {
     Task(Arc<Task>, u64),
     Thread(Arc<ThreadInner>, u64),
