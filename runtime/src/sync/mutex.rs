@@ -36,6 +36,9 @@ use crate::state::ParkKind;
 const LOCKED: u8 = 1;
 const QUEUED: u8 = 2;
 
+/// Rounds of exponential spinning (2, 4, 8 pauses) before a contended `lock` parks.
+const SPIN_ROUNDS: u32 = 3;
+
 /// How long the first waiter may wait before an unlock hands it the lock directly.
 pub(crate) const HAND_OFF_AFTER: Duration = Duration::from_millis(1);
 
@@ -105,9 +108,19 @@ impl RawMutex {
     #[cold]
     fn lock_slow(&self) {
         let mut first_queued = None;
+        let mut spins = 0;
         loop {
             if self.try_lock() {
                 return;
+            }
+            // While no one is queued, the holder is likely running on another worker or thread
+            // and about to leave: a few short spins save a park and a cross-thread wake.
+            if spins < SPIN_ROUNDS && self.state.load(Relaxed) & QUEUED == 0 {
+                spins += 1;
+                for _ in 0..1 << spins {
+                    std::hint::spin_loop();
+                }
+                continue;
             }
             let mut queued = None;
             park_with(ParkKind::Uninterruptible, None, |waker| {
