@@ -57,6 +57,35 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! Locks and channels too: [`sync`] mirrors `std::sync` (`Mutex`, `RwLock`, `Condvar`,
+//! `Barrier`, `Once`, `OnceLock`, `mpsc`) with waits that park the coroutine, and adds a
+//! `Semaphore`, a `WaitGroup`, `mpmc` channels and [`select!`]. A guard may be held across any
+//! blocking call, and coroutines and plain threads can share every type:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use weft::sync::{mpsc, Mutex};
+//!
+//! let log = Arc::new(Mutex::new(Vec::new()));
+//! let (tx, rx) = mpsc::sync_channel(0); // rendezvous, as std's
+//! for id in 0..3 {
+//!     let (log, tx) = (log.clone(), tx.clone());
+//!     weft::spawn(move || {
+//!         let mut entries = log.lock().unwrap();
+//!         weft::sleep(Duration::from_millis(1)); // holding a weft guard across a park is fine
+//!         entries.push(id);
+//!         drop(entries);
+//!         tx.send(id).unwrap();
+//!     });
+//! }
+//! drop(tx);
+//! let mut done: Vec<i32> = rx.iter().collect();
+//! done.sort();
+//! assert_eq!(done, [0, 1, 2]);
+//! assert_eq!(log.lock().unwrap().len(), 3);
+//! ```
+//!
 //! Free functions act on the runtime of the calling coroutine; from a plain thread they use a
 //! default runtime, started on first use with `WEFT_WORKERS` workers (default: one per core).
 //! [`Runtime::builder`] makes a runtime of your own.

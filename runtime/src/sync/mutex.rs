@@ -255,13 +255,8 @@ impl<T> Mutex<T> {
     where
         T: Sized,
     {
-        let poisoned = self.poison.get();
-        let data = self.data.into_inner();
-        if poisoned {
-            Err(std::sync::PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        let poison = self.poison;
+        poison.result(self.data.into_inner())
     }
 }
 
@@ -316,13 +311,7 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// `Err` (still with the reference) if poisoned.
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poison.get();
-        let data = self.data.get_mut();
-        if poisoned {
-            Err(std::sync::PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        self.poison.result(self.data.get_mut())
     }
 }
 
@@ -359,41 +348,12 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
     }
 }
 
-impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
-    }
-}
-
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Mutex");
-        match self.try_lock() {
-            Ok(guard) => d.field("data", &&*guard),
-            Err(TryLockError::Poisoned(err)) => d.field("data", &&**err.get_ref()),
-            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
-        };
-        d.field("poisoned", &self.poison.get()).finish_non_exhaustive()
+        poison::fmt_lock(f, "Mutex", self.try_lock(), self.poison.get())
     }
 }
 
-impl<T: Default> Default for Mutex<T> {
-    fn default() -> Mutex<T> {
-        Mutex::new(T::default())
-    }
-}
+poison::guard_fmt!(MutexGuard);
 
-impl<T> From<T> for Mutex<T> {
-    fn from(t: T) -> Mutex<T> {
-        Mutex::new(t)
-    }
-}
-
-impl<T: ?Sized> std::panic::UnwindSafe for Mutex<T> {}
-impl<T: ?Sized> std::panic::RefUnwindSafe for Mutex<T> {}
+poison::lock_impls!(Mutex);

@@ -59,3 +59,64 @@ pub(crate) fn map_result<T, U>(result: LockResult<T>, f: impl FnOnce(T) -> U) ->
         Err(e) => Err(PoisonError::new(f(e.into_inner()))),
     }
 }
+
+/// The impls std's locks share beyond their methods: `Default`, `From<T>` and unwind safety
+/// (a poisoned lock reports a panic's broken invariants, so catching one is fine).
+macro_rules! lock_impls {
+    ($ty:ident) => {
+        impl<T: Default> Default for $ty<T> {
+            fn default() -> $ty<T> {
+                $ty::new(T::default())
+            }
+        }
+
+        impl<T> From<T> for $ty<T> {
+            fn from(t: T) -> $ty<T> {
+                $ty::new(t)
+            }
+        }
+
+        impl<T: ?Sized> std::panic::UnwindSafe for $ty<T> {}
+        impl<T: ?Sized> std::panic::RefUnwindSafe for $ty<T> {}
+    };
+}
+pub(crate) use lock_impls;
+
+/// `Debug` and `Display` of a guard: those of the data it gives access to.
+macro_rules! guard_fmt {
+    ($guard:ident) => {
+        impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for $guard<'_, T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&**self, f)
+            }
+        }
+
+        impl<T: ?Sized + std::fmt::Display> std::fmt::Display for $guard<'_, T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(&**self, f)
+            }
+        }
+    };
+}
+pub(crate) use guard_fmt;
+
+/// `Debug` of a lock, as std prints one: its data if a non-blocking attempt gets it, and
+/// whether it is poisoned.
+pub(crate) fn fmt_lock<G: std::ops::Deref>(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    attempt: std::sync::TryLockResult<G>,
+    poisoned: bool,
+) -> std::fmt::Result
+where
+    G::Target: std::fmt::Debug,
+{
+    use std::sync::TryLockError;
+    let mut d = f.debug_struct(name);
+    match attempt {
+        Ok(guard) => d.field("data", &&*guard),
+        Err(TryLockError::Poisoned(err)) => d.field("data", &&**err.get_ref()),
+        Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
+    };
+    d.field("poisoned", &poisoned).finish_non_exhaustive()
+}

@@ -20,7 +20,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{LockResult, TryLockError, TryLockResult};
 
 use super::poison::{self, Held};
 use super::queue::WaitQueue;
@@ -104,13 +104,8 @@ impl<T> RwLock<T> {
     where
         T: Sized,
     {
-        let poisoned = self.poison.get();
-        let data = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        let poison = self.poison;
+        poison.result(self.data.into_inner())
     }
 }
 
@@ -203,13 +198,7 @@ impl<T: ?Sized> RwLock<T> {
     ///
     /// `Err` (still with the reference) if poisoned.
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poison.get();
-        let data = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        self.poison.result(self.data.get_mut())
     }
 
     /// Takes `want` at once if the lock allows it and no one is queued. Under the queue's
@@ -333,53 +322,13 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
     }
 }
 
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
-    }
-}
-
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RwLock");
-        match self.try_read() {
-            Ok(guard) => d.field("data", &&*guard),
-            Err(TryLockError::Poisoned(err)) => d.field("data", &&**err.get_ref()),
-            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
-        };
-        d.field("poisoned", &self.poison.get()).finish_non_exhaustive()
+        poison::fmt_lock(f, "RwLock", self.try_read(), self.poison.get())
     }
 }
 
-impl<T: Default> Default for RwLock<T> {
-    fn default() -> RwLock<T> {
-        RwLock::new(T::default())
-    }
-}
+poison::guard_fmt!(RwLockReadGuard);
+poison::guard_fmt!(RwLockWriteGuard);
 
-impl<T> From<T> for RwLock<T> {
-    fn from(t: T) -> RwLock<T> {
-        RwLock::new(t)
-    }
-}
-
-impl<T: ?Sized> std::panic::UnwindSafe for RwLock<T> {}
-impl<T: ?Sized> std::panic::RefUnwindSafe for RwLock<T> {}
+poison::lock_impls!(RwLock);
