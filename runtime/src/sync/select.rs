@@ -68,6 +68,21 @@ impl<T> SelectRecv for mpmc::Receiver<T> {
     }
 }
 
+impl<R: sealed::Sealed + ?Sized> sealed::Sealed for &R {
+    fn watch(&self) -> &dyn Watch {
+        (**self).watch()
+    }
+}
+
+/// A reference to a receiver selects as the receiver does, so `select!` takes `recv(rx)` for
+/// a `rx: &Receiver<T>` too.
+impl<R: SelectRecv + ?Sized> SelectRecv for &R {
+    type Item = R::Item;
+    fn __try_recv(&self) -> Result<R::Item, std::sync::mpsc::TryRecvError> {
+        (**self).__try_recv()
+    }
+}
+
 /// Waits until one of several receivers is ready: it has a message, or it is disconnected.
 ///
 /// Add receivers with [`recv`](Select::recv), which numbers them from 0, then wait with
@@ -256,8 +271,9 @@ pub fn __take<R: SelectRecv>(
 /// assert_eq!(got, 42);
 ///
 /// // Nothing more will come on either: with `default`, the select does not wait.
+/// let rx_ref = &rx_word; // references to receivers work as well
 /// let nothing = weft::select! {
-///     recv(rx_word) -> _w => false,
+///     recv(rx_ref) -> _w => false,
 ///     default => true,
 /// };
 /// assert!(nothing);
