@@ -8,9 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// ```
 /// let rt = weft::Runtime::builder().workers(2).build()?;
 /// rt.block_on(|| weft::spawn(|| ()).join().unwrap());
-/// let m = rt.metrics();
-/// assert_eq!(m.workers.len(), 2);
-/// assert!(m.workers.iter().map(|w| w.finished).sum::<u64>() >= 2);
+/// assert_eq!(rt.metrics().workers.len(), 2);
+/// // A worker counts a coroutine as finished when it cleans it up, just after the coroutine's
+/// // result reaches its `join`: the count catches up a moment later.
+/// let finished = || rt.metrics().workers.iter().map(|w| w.finished).sum::<u64>();
+/// while finished() < 2 {
+///     std::thread::yield_now();
+/// }
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
