@@ -22,8 +22,15 @@
 //! The watchdog writes with `std::io::stderr()` directly, not `eprintln!`: libtest captures
 //! `eprintln!` per test (and in every thread spawned from a test), and a captured dump would
 //! vanish with the abort.
+//!
+//! Helpers that only a few binaries share live in submodules: [`ledger`] (messages, the ledger
+//! and the sides of the channel tests, `tests/sync_channels.rs` and `tests/sync_select.rs`).
 
 #![allow(dead_code)]
+
+pub mod ledger;
+pub mod peers;
+pub mod tasks;
 
 use std::any::Any;
 use std::io::{Read, Write};

@@ -1,0 +1,143 @@
+//! Peers for the std-behaviour tests (`tests/sync_std_locks.rs`, `tests/sync_std_channels.rs`):
+//! most checks run on the test thread and in a coroutine, and the peers a check starts are of
+//! its own kind, threads from a thread and coroutines from a coroutine ([`peer`]).
+//!
+//! Where a check must know that a peer is blocked in a call, [`start_blocked`] returns only
+//! once it is:
+//!
+//! 1. A thread peer publishes its id; it is blocked once the kernel shows it asleep.
+//! 2. A coroutine peer runs on a fresh one-worker runtime beside the coroutine that watches
+//!    it: the watcher runs again only once the peer has given the worker back, and the peer's
+//!    only way to do that is to park inside the call.
+//!
+//! Every wait that must end is bounded by [`hang`].
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Mode;
+
+/// The timeout of the checks that time out on purpose.
+pub const SHORT: Duration = Duration::from_millis(30);
+
+/// The bound on anything that must happen: far above any scheduling delay.
+pub fn hang() -> Duration {
+    super::budget(Duration::from_secs(30))
+}
+
+/// A task of the caller's kind: a coroutine of the caller's runtime, or a thread.
+pub enum Peer<T> {
+    Coroutine(weft::JoinHandle<T>),
+    Thread(std::thread::JoinHandle<T>),
+}
+
+/// Starts `f` on a peer of the caller's kind.
+pub fn peer<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Peer<T> {
+    if weft::is_coroutine() {
+        Peer::Coroutine(weft::spawn(f))
+    } else {
+        Peer::Thread(std::thread::spawn(f))
+    }
+}
+
+/// Starts `f` on a coroutine of `rt` if `coroutine`, else on a thread.
+pub fn peer_on<T: Send + 'static>(
+    rt: &weft::Runtime,
+    coroutine: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Peer<T> {
+    if coroutine {
+        Peer::Coroutine(rt.spawn(f))
+    } else {
+        Peer::Thread(std::thread::spawn(f))
+    }
+}
+
+impl<T> Peer<T> {
+    pub fn is_finished(&self) -> bool {
+        match self {
+            Peer::Coroutine(h) => h.is_finished(),
+            Peer::Thread(h) => h.is_finished(),
+        }
+    }
+
+    pub fn join(self) -> std::thread::Result<T> {
+        match self {
+            Peer::Coroutine(h) => h.join(),
+            Peer::Thread(h) => h.join(),
+        }
+    }
+
+    /// Joins a peer that must finish (within [`hang`]) without panicking.
+    pub fn value(self, what: &str) -> T {
+        assert!(
+            super::wait_until(hang(), || self.is_finished()),
+            "{what}: still blocked after {:?}",
+            hang()
+        );
+        self.join().unwrap_or_else(|p| {
+            panic!("{what}: panicked: {}", super::panic_message(&*p).unwrap_or("?"))
+        })
+    }
+}
+
+/// A peer known to be blocked in a call; see [`start_blocked`].
+pub struct Blocked<T> {
+    peer: Peer<T>,
+    /// The one-worker runtime of a coroutine peer; dropped after the peer is joined.
+    _rt: Option<Arc<weft::Runtime>>,
+}
+
+impl<T> Blocked<T> {
+    pub fn value(self, what: &str) -> T {
+        self.peer.value(what)
+    }
+}
+
+/// Starts `f` on a peer of the caller's kind and returns once the peer is blocked inside `f`
+/// (`f` must block at once: its first call is the blocking one).
+///
+/// - A thread peer publishes its id; it is blocked once the kernel shows it asleep.
+/// - A coroutine peer runs on a fresh one-worker runtime, spawned by a coroutine of that
+///   runtime which then waits (yielding) until the peer says it is about to call. On one
+///   worker the watcher runs again only after the peer gave the worker back, and the peer's
+///   only way to do that is to park inside the call. A call that does not block runs to the
+///   end first, which the caller's assertions then see.
+pub fn start_blocked<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Blocked<T> {
+    if weft::is_coroutine() {
+        let rt = super::runtime(1, Mode::Pinned);
+        let about = Arc::new(AtomicBool::new(false));
+        let handle = rt.block_on(|| {
+            let about2 = Arc::clone(&about);
+            let handle = weft::spawn(move || {
+                about2.store(true, Ordering::SeqCst);
+                f()
+            });
+            assert!(super::wait_until(hang(), || about.load(Ordering::SeqCst)));
+            handle
+        });
+        Blocked { peer: Peer::Coroutine(handle), _rt: Some(rt) }
+    } else {
+        let tid = Arc::new(AtomicI32::new(0));
+        let tid2 = Arc::clone(&tid);
+        let thread = std::thread::spawn(move || {
+            super::publish_tid(&tid2);
+            f()
+        });
+        assert!(
+            super::wait_sleeping(&tid, hang()),
+            "the peer thread did not block (it is not asleep in the kernel)"
+        );
+        Blocked { peer: Peer::Thread(thread), _rt: None }
+    }
+}
+
+/// Waits until `flag` is set, for a peer that holds something until told.
+pub fn wait_for(flag: &AtomicBool) {
+    assert!(super::wait_until(hang(), || flag.load(Ordering::SeqCst)), "flag never set");
+}
+
+pub fn flag() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
+}
