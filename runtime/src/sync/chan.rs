@@ -133,18 +133,6 @@ impl<T> Chan<T> {
         }
     }
 
-    pub(crate) fn debug_state(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let c = self.lock();
-        f.debug_struct("Chan")
-            .field("buffered", &c.buf.len())
-            .field("cap", &c.cap)
-            .field("senders", &c.senders)
-            .field("receivers", &c.receivers)
-            .field("waiting_receivers", &c.recv_waiters.len())
-            .field("waiting_senders", &c.send_waiters.len())
-            .finish()
-    }
-
     fn lock(&self) -> LockGuard<'_, Inner<T>> {
         self.inner.lock()
     }
@@ -246,6 +234,12 @@ impl<T> Chan<T> {
     /// A receive that parks until a message, disconnection, the deadline, or shutdown (which
     /// reports a disconnection).
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvFailed> {
+        // A message already there needs no park: no park generation, no waker.
+        match self.try_recv() {
+            Ok(t) => return Ok(t),
+            Err(TryRecvError::Disconnected) => return Err(RecvFailed::Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
         let mut retry = false;
         loop {
             let mut queued = None;
@@ -299,6 +293,21 @@ impl<T> Chan<T> {
             RecvFailed::Disconnected => RecvTimeoutError::Disconnected,
             RecvFailed::Timeout => RecvTimeoutError::Timeout,
         })
+    }
+}
+
+/// What an endpoint's `Debug` shows: the channel's counts.
+impl<T> std::fmt::Debug for Chan<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.lock();
+        f.debug_struct("Chan")
+            .field("buffered", &c.buf.len())
+            .field("cap", &c.cap)
+            .field("senders", &c.senders)
+            .field("receivers", &c.receivers)
+            .field("waiting_receivers", &c.recv_waiters.len())
+            .field("waiting_senders", &c.send_waiters.len())
+            .finish()
     }
 }
 

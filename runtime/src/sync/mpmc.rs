@@ -216,9 +216,3 @@ impl<T> IntoIterator for Receiver<T> {
         IntoIter { rx: self }
     }
 }
-
-impl<T> fmt::Debug for Chan<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.debug_state(f)
-    }
-}
