@@ -130,7 +130,7 @@ impl<'a> Select<'a> {
 
     /// Parks until a receiver is ready; returns its index.
     pub fn ready(&mut self) -> usize {
-        self.wait(None).expect("a wait without a deadline ends ready")
+        self.ready_deadline(None).expect("a wait without a deadline ends ready")
     }
 
     /// As [`ready`](Select::ready), for at most `timeout`.
@@ -151,32 +151,6 @@ impl<'a> Select<'a> {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<usize, SelectTimeoutError> {
-        self.wait(deadline)
-    }
-
-    /// The index of a receiver ready now, without waiting.
-    ///
-    /// # Errors
-    ///
-    /// If none is.
-    pub fn try_ready(&mut self) -> Result<usize, SelectTimeoutError> {
-        self.scan().ok_or(SelectTimeoutError)
-    }
-
-    /// Whether the last wait was cut short by the runtime's shutdown.
-    #[doc(hidden)]
-    pub fn __cancelled(&self) -> bool {
-        self.cancelled
-    }
-
-    fn scan(&mut self) -> Option<usize> {
-        let n = self.watched.len();
-        let start = self.next_start;
-        self.next_start = if n == 0 { 0 } else { (start + 1) % n };
-        (0..n).map(|k| (start + k) % n).find(|&i| self.watched[i].is_ready())
-    }
-
-    fn wait(&mut self, deadline: Option<Instant>) -> Result<usize, SelectTimeoutError> {
         self.cancelled = false;
         let mut ids = Vec::with_capacity(self.watched.len());
         loop {
@@ -210,6 +184,28 @@ impl<'a> Select<'a> {
                 return Ok(self.scan().unwrap_or(0));
             }
         }
+    }
+
+    /// The index of a receiver ready now, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// If none is.
+    pub fn try_ready(&mut self) -> Result<usize, SelectTimeoutError> {
+        self.scan().ok_or(SelectTimeoutError)
+    }
+
+    /// Whether the last wait was cut short by the runtime's shutdown.
+    #[doc(hidden)]
+    pub fn __cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    fn scan(&mut self) -> Option<usize> {
+        let n = self.watched.len();
+        let start = self.next_start;
+        self.next_start = if n == 0 { 0 } else { (start + 1) % n };
+        (0..n).map(|k| (start + k) % n).find(|&i| self.watched[i].is_ready())
     }
 }
 
