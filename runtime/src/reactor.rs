@@ -121,6 +121,9 @@ const CHUNK_SHIFT: u32 = 10;
 const CHUNK_LEN: usize = 1 << CHUNK_SHIFT;
 /// Chunks at most: 4 Mi slots, more than the fds a process can have open on most systems.
 const MAX_CHUNKS: usize = 1 << 12;
+// The largest slot index lies beyond the table, so `u64::MAX`, the workers' eventfd token,
+// can never name a slot.
+const _: () = assert!((u32::MAX >> CHUNK_SHIFT) as usize >= MAX_CHUNKS);
 
 /// The readiness state of one registration; see the module docs.
 struct Slot {
@@ -144,6 +147,17 @@ struct Home {
     shared: Arc<Shared>,
     worker: usize,
     fd: RawFd,
+}
+
+impl Home {
+    /// Takes the fd out of this epoll set. The fd is still open (a registration is released
+    /// before its fd is closed), so the removal is of this fd; an error means it was closed
+    /// early, and then the kernel removed it already.
+    fn leave(self) {
+        let remote = &self.shared.remotes[self.worker];
+        let _ = remote.epoll.delete(self.fd);
+        remote.registered.fetch_sub(1, Relaxed);
+    }
 }
 
 impl Slot {
@@ -363,11 +377,7 @@ impl Registration {
         inner.waiters.iter_mut().for_each(wake_all);
         drop(inner);
         if let Some(home) = home {
-            let remote = &home.shared.remotes[home.worker];
-            // The fd is still open (the caller closes it after this), so the removal is of
-            // this fd; an error means it was closed early, and then the kernel removed it.
-            let _ = remote.epoll.delete(home.fd);
-            remote.registered.fetch_sub(1, Relaxed);
+            home.leave();
         }
         TABLE.release(key.index);
     }
@@ -411,8 +421,8 @@ impl Registration {
         // no tick can vouch that nothing happened since the syscall: another caller sharing
         // the registration may have registered the fd meanwhile, and an edge come and gone.
         // So such a wait never parks; it registers the fd if needed and retries.
-        let seen = snapshot;
         let mut outcome = Ok(Wait::Retry);
+        let mut parked = false;
         let woke = park_with(ParkKind::Interruptible, deadline, |waker| {
             let mut inner = key.slot.inner.lock();
             if key.slot.seq.load(Relaxed) != key.seq {
@@ -428,7 +438,7 @@ impl Registration {
                 outcome = register(&mut inner, fd, token(key.index, key.seq), local);
                 return false;
             }
-            if seen != Some(key.slot.ticks[dir].load(Relaxed)) {
+            if snapshot != Some(key.slot.ticks[dir].load(Relaxed)) {
                 // An edge came after the snapshot, or there is none: retry, do not park.
                 return false;
             }
@@ -437,17 +447,16 @@ impl Registration {
             // wakers of parks that already ended. Dropping them keeps the list short.
             waiters.retain(|w| !w.same_owner(&waker) && w.may_be_waiting());
             waiters.push(waker);
-            outcome = Ok(Wait::Woken { by_edge: false });
+            parked = true;
             // Counted when the wait starts, so the metric shows callers parked right now.
             worker::count_io(|c| &c.io_waits);
             true
         });
-        let parked = matches!(outcome, Ok(Wait::Woken { .. }));
         match woke {
             Woke::Cancelled => Err(shutting_down()),
             _ if key.slot.seq.load(Relaxed) != key.seq => Err(deregistered()),
             _ if parked => {
-                Ok(Wait::Woken { by_edge: Some(key.slot.ticks[dir].load(Relaxed)) != seen })
+                Ok(Wait::Woken { by_edge: Some(key.slot.ticks[dir].load(Relaxed)) != snapshot })
             }
             _ => outcome,
         }
@@ -534,9 +543,7 @@ fn deregistered() -> io::Error {
 /// Adds `fd` to the epoll of `local`, first removing it from the one it was on.
 fn register(inner: &mut SlotInner, fd: RawFd, token: u64, local: &Local) -> io::Result<Wait> {
     if let Some(old) = inner.home.take() {
-        let remote = &old.shared.remotes[old.worker];
-        let _ = remote.epoll.delete(old.fd);
-        remote.registered.fetch_sub(1, Relaxed);
+        old.leave();
     }
     let remote = &local.shared.remotes[local.index];
     remote.epoll.add(fd, REGISTER_EVENTS, token).map_err(|e| {
@@ -593,15 +600,12 @@ fn poll_thread(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::
 // Dispatch
 // ---------------------------------------------------------------------------------------------
 
-/// Delivers events from an `epoll_wait` to their slots; the worker's own eventfd token
-/// (`skip`) is passed over. Runs on any thread (a worker, or the monitor serving a stalled
-/// worker's epoll).
-pub(crate) fn dispatch(events: &[Event], skip: u64) {
+/// Delivers events from an `epoll_wait` to their slots. Runs on any thread (a worker, or the
+/// monitor serving a stalled worker's epoll). A token that names no slot, such as a worker's
+/// own eventfd token (`u64::MAX`), is passed over.
+pub(crate) fn dispatch(events: &[Event]) {
     for event in events {
         let (bits, token) = (event.events, event.u64);
-        if token == skip {
-            continue;
-        }
         let Some(slot) = TABLE.get(token as u32) else { continue };
         let inner = &mut *slot.inner.lock();
         if slot.seq.load(Relaxed) != (token >> 32) as u32 {

@@ -70,8 +70,9 @@ const TIMER_CHECK_INTERVAL: u32 = 16;
 const EVENT_INTERVAL: u32 = 64;
 /// Events taken from one `epoll_wait`.
 const EVENTS_PER_POLL: usize = 256;
-/// The eventfd's token in the worker's epoll set.
-pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+/// The eventfd's token in the worker's epoll set. It names no reactor slot, so `dispatch`
+/// passes it over.
+const WAKE_TOKEN: u64 = u64::MAX;
 
 /// How long an idle worker spins, watching for a wake, before it sleeps in `epoll_wait`. A
 /// wake of a sleeping thread costs tens of microseconds on these machines; a hand-off between
@@ -133,7 +134,7 @@ impl Remote {
         if events[..n].iter().any(|e| e.u64 == WAKE_TOKEN) {
             self.eventfd.notify();
         }
-        crate::reactor::dispatch(&events[..n], WAKE_TOKEN);
+        crate::reactor::dispatch(&events[..n]);
     }
 
     /// Wakes the worker if it sleeps, or makes its next sleep return at once.
@@ -304,7 +305,7 @@ impl Local {
             }
         };
         bump(&remote.counters.events, n as u64);
-        crate::reactor::dispatch(&events[..n], WAKE_TOKEN);
+        crate::reactor::dispatch(&events[..n]);
         n
     }
 
