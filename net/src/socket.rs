@@ -15,6 +15,11 @@
 //! a socket handed back to std (`into_std`, `into_raw_fd`) keeps its timeouts and becomes
 //! blocking again.
 //!
+//! Writes use `send(2)`/`sendmsg(2)` with `MSG_NOSIGNAL`, because std's `write` on a Unix
+//! socket, and `write_vectored` on any socket, use `write(2)`/`writev(2)`, which raise SIGPIPE
+//! on a closed peer. So a closed peer is an `EPIPE` error and never a signal, whatever the
+//! program's SIGPIPE disposition.
+//!
 //! `O_NONBLOCK` belongs to the open socket too, so a handle given back to std restores
 //! blocking mode only if it is the last weft handle of its family: clearing it under a live
 //! weft handle would make that handle's calls block its worker.
@@ -30,6 +35,10 @@ use socket2::SockRef;
 use weft_runtime::reactor::{Interest, Notifier, Registration};
 
 use crate::sys;
+
+/// The most buffers one `sendmsg` takes (`IOV_MAX` on Linux); more are left for the next call,
+/// as a short write.
+const IOV_MAX: usize = 1024;
 
 /// A timeout in nanoseconds, 0 for none (std refuses a zero timeout, so 0 is free).
 struct Timeout(AtomicU64);
@@ -131,8 +140,8 @@ impl std::ops::Deref for Family {
 
 impl Socket {
     /// Wraps an fd that is already in non-blocking mode, with no timeouts.
-    pub(crate) fn from_nonblocking(fd: OwnedFd) -> Socket {
-        Socket { reg: Registration::new(), fd, family: Family::new(None, None, false) }
+    pub(crate) fn from_nonblocking(fd: impl Into<OwnedFd>) -> Socket {
+        Socket { reg: Registration::new(), fd: fd.into(), family: Family::new(None, None, false) }
     }
 
     /// Adopts an fd from std or from a raw owner: its blocking mode and timeouts become this
@@ -140,8 +149,8 @@ impl Socket {
     /// error of that switch, if it failed; the socket then blocks the thread in its calls.
     pub(crate) fn adopt(fd: OwnedFd) -> (Socket, io::Result<()>) {
         let raw = fd.as_raw_fd();
-        let nonblocking = sys::is_nonblocking(raw);
         let sock = SockRef::from(&fd);
+        let nonblocking = sock.nonblocking();
         // Every socket type weft wraps has these options; an error leaves "no timeout".
         let read_timeout = sock.read_timeout().unwrap_or(None);
         let write_timeout = sock.write_timeout().unwrap_or(None);
@@ -237,28 +246,45 @@ impl Socket {
         self.reg.io(self.raw(), interest, || timeout.get(), op)
     }
 
+    /// `send(2)` with `MSG_NOSIGNAL`: a write that cannot raise SIGPIPE.
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.write_with(|| sys::send(self.raw(), buf))
+        let sock = SockRef::from(&self.fd);
+        self.write_with(|| sock.send_with_flags(buf, libc::MSG_NOSIGNAL))
     }
 
+    /// `sendmsg(2)` of at most [`IOV_MAX`] of `bufs` with `MSG_NOSIGNAL`: a vectored write
+    /// that cannot raise SIGPIPE.
     pub(crate) fn send_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.write_with(|| sys::send_vectored(self.raw(), bufs))
+        let sock = SockRef::from(&self.fd);
+        let bufs = &bufs[..bufs.len().min(IOV_MAX)];
+        self.write_with(|| sock.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL))
     }
 
     pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        check_timeout(dur)?;
-        SockRef::from(&self.fd).set_read_timeout(dur)?;
-        self.family.read_timeout.set(dur);
-        // A caller parked in a read re-reads its deadline.
-        self.notify(Interest::Readable);
-        Ok(())
+        self.set_timeout(&self.family.read_timeout, Interest::Readable, dur)
     }
 
     pub(crate) fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.set_timeout(&self.family.write_timeout, Interest::Writable, dur)
+    }
+
+    /// Sets the timeout of the `interest` direction, in the kernel too, so that a socket
+    /// handed back to std keeps it.
+    fn set_timeout(
+        &self,
+        timeout: &Timeout,
+        interest: Interest,
+        dur: Option<Duration>,
+    ) -> io::Result<()> {
         check_timeout(dur)?;
-        SockRef::from(&self.fd).set_write_timeout(dur)?;
-        self.family.write_timeout.set(dur);
-        self.notify(Interest::Writable);
+        let sock = SockRef::from(&self.fd);
+        match interest {
+            Interest::Readable => sock.set_read_timeout(dur)?,
+            Interest::Writable => sock.set_write_timeout(dur)?,
+        }
+        timeout.set(dur);
+        // A caller parked in that direction re-reads its deadline.
+        self.notify(interest);
         Ok(())
     }
 
@@ -329,16 +355,16 @@ impl std::fmt::Debug for Socket {
 }
 
 /// std's rule: a zero timeout is an error, not "no timeout".
-fn check_timeout(dur: Option<Duration>) -> io::Result<()> {
+pub(crate) fn check_timeout(dur: Option<Duration>) -> io::Result<()> {
     if dur == Some(Duration::ZERO) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
     }
     Ok(())
 }
 
-/// Implements the std-shaped plumbing every socket type shares: the fd traits, and `from_std`
-/// / `into_std` conversions with the std type `$std`. The type has a `sock: Socket` field and
-/// a `fn wrap(Socket) -> Self`.
+/// Implements the std-shaped plumbing every socket type shares: the fd traits, `Debug` as
+/// the std type `$std` shows it, and `from_std` / `into_std` conversions with `$std`. The type
+/// has a `sock: Socket` field and a `fn wrap(Socket) -> Self`.
 macro_rules! socket_common {
     ($ty:ident, $std:ty) => {
         impl $ty {
@@ -363,6 +389,12 @@ macro_rules! socket_common {
             /// The error of the call that restores blocking mode.
             pub fn into_std(self) -> io::Result<$std> {
                 Ok(<$std>::from(self.sock.release()?))
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&*self.sock.view::<$std>(), f)
             }
         }
 

@@ -1,6 +1,5 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], with the API of `std::net`.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -10,7 +9,7 @@ use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::addr::{each_addr, ToSocketAddrs};
 use crate::backoff::AcceptBackoff;
-use crate::socket::{delegate, settings, socket_common, stream_io, Socket};
+use crate::socket::{check_timeout, delegate, settings, socket_common, stream_io, Socket};
 
 /// The listen backlog: the kernel caps it at `net.core.somaxconn` (4096 by default), which a
 /// burst of thousands of connects needs. std asks for 128.
@@ -98,7 +97,7 @@ impl TcpListener {
         match accepted {
             Ok((socket, addr)) => {
                 self.backoff.reset();
-                let stream = TcpStream::wrap(Socket::from_nonblocking(OwnedFd::from(socket)));
+                let stream = TcpStream::wrap(Socket::from_nonblocking(socket));
                 let addr = addr.as_socket().ok_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP address")
                 })?;
@@ -140,16 +139,10 @@ fn listen(addr: &SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     }
     socket.bind(&(*addr).into())?;
     socket.listen(BACKLOG)?;
-    Ok(TcpListener::wrap(Socket::from_nonblocking(OwnedFd::from(socket))))
+    Ok(TcpListener::wrap(Socket::from_nonblocking(socket)))
 }
 
 socket_common!(TcpListener, std::net::TcpListener);
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.sock.view::<std::net::TcpListener>(), f)
-    }
-}
 
 /// The iterator of [`TcpListener::incoming`].
 #[derive(Debug)]
@@ -218,12 +211,7 @@ impl TcpStream {
     /// - `InvalidInput` for a zero `timeout`, as std;
     /// - the connection's error, such as `ConnectionRefused`.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        if timeout.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot set a 0 duration timeout",
-            ));
-        }
+        check_timeout(Some(timeout))?;
         connect(addr, Some(timeout))
     }
 
@@ -257,7 +245,7 @@ fn connect(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream
         Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
-    let stream = TcpStream::wrap(Socket::from_nonblocking(OwnedFd::from(socket)));
+    let stream = TcpStream::wrap(Socket::from_nonblocking(socket));
     let sock = SockRef::from(stream.sock.fd());
     match sock.connect(&(*addr).into()) {
         Ok(()) => return Ok(stream),
@@ -281,11 +269,5 @@ fn connect(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream
 }
 
 socket_common!(TcpStream, std::net::TcpStream);
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.sock.view::<std::net::TcpStream>(), f)
-    }
-}
 
 stream_io!(TcpStream, std::net::TcpStream);

@@ -1,6 +1,5 @@
 //! UDP: [`UdpSocket`], with the API of `std::net`.
 
-use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -156,9 +155,3 @@ impl UdpSocket {
 }
 
 socket_common!(UdpSocket, std::net::UdpSocket);
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.sock.view::<std::net::UdpSocket>(), f)
-    }
-}

@@ -4,9 +4,9 @@
 //! Sockets are made by std (binding and pairing never block) and then adopted; connecting a
 //! stream is weft's own, because a Unix `connect` on a full backlog blocks.
 
-use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
@@ -72,12 +72,20 @@ impl UnixListener {
     /// `WouldBlock` in non-blocking mode; `EMFILE` and kin after the backoff; `Other` when
     /// the runtime shuts down while the coroutine waits.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let view = self.sock.view::<std_unix::UnixListener>();
-        match self.sock.read_with(|| view.accept()) {
-            Ok((stream, addr)) => {
+        // accept4 makes the new fd non-blocking, where std's accept leaves an ioctl to make.
+        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        let accepted = self.sock.read_with(|| SockRef::from(self.sock.fd()).accept4(flags));
+        match accepted {
+            Ok((socket, addr)) => {
                 self.backoff.reset();
-                stream.set_nonblocking(true)?;
-                Ok((UnixStream::wrap(Socket::from_nonblocking(OwnedFd::from(stream))), addr))
+                let stream = UnixStream::wrap(Socket::from_nonblocking(socket));
+                let addr = match std_addr(&addr) {
+                    Some(addr) => addr,
+                    // A peer address std cannot rebuild (a path of all 108 bytes): the kernel's
+                    // own, as std would have returned it.
+                    None => stream.peer_addr()?,
+                };
+                Ok((stream, addr))
             }
             Err(e) if crate::sys::is_resource_exhaustion(&e) && !self.sock.is_nonblocking() => {
                 self.backoff.wait(&e, self)?;
@@ -102,9 +110,15 @@ impl UnixListener {
 
 socket_common!(UnixListener, std_unix::UnixListener);
 
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.sock.view::<std_unix::UnixListener>(), f)
+/// The std address of a Unix socket address from socket2, if std can spell it.
+fn std_addr(addr: &SockAddr) -> Option<SocketAddr> {
+    if addr.is_unnamed() {
+        // An empty path is how std spells the unnamed address (the family alone).
+        SocketAddr::from_pathname("").ok()
+    } else if let Some(path) = addr.as_pathname() {
+        SocketAddr::from_pathname(path).ok()
+    } else {
+        SocketAddr::from_abstract_name(addr.as_abstract_namespace()?).ok()
     }
 }
 
@@ -183,7 +197,7 @@ impl UnixStream {
     /// The error of `socketpair`, such as `EMFILE`.
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = socket2::Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
-        let wrap = |s: socket2::Socket| UnixStream::wrap(Socket::from_nonblocking(s.into()));
+        let wrap = |s: socket2::Socket| UnixStream::wrap(Socket::from_nonblocking(s));
         Ok((wrap(a), wrap(b)))
     }
 
@@ -210,7 +224,7 @@ fn connect(addr: &SockAddr) -> io::Result<UnixStream> {
             Err(e) => return Err(e),
         }
     }
-    Ok(UnixStream::wrap(Socket::from_nonblocking(OwnedFd::from(socket))))
+    Ok(UnixStream::wrap(Socket::from_nonblocking(socket)))
 }
 
 /// One `connect(2)`, out of line: the loop around it parks between attempts, and a migrated
@@ -221,12 +235,6 @@ fn connect_once(socket: &socket2::Socket, addr: &SockAddr) -> io::Result<()> {
 }
 
 socket_common!(UnixStream, std_unix::UnixStream);
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.sock.view::<std_unix::UnixStream>(), f)
-    }
-}
 
 stream_io!(UnixStream, std_unix::UnixStream);
 
@@ -287,7 +295,7 @@ impl UnixDatagram {
     /// The error of `socketpair`.
     pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
         let (a, b) = socket2::Socket::pair(Domain::UNIX, Type::DGRAM.nonblocking(), None)?;
-        let wrap = |s: socket2::Socket| UnixDatagram::wrap(Socket::from_nonblocking(s.into()));
+        let wrap = |s: socket2::Socket| UnixDatagram::wrap(Socket::from_nonblocking(s));
         Ok((wrap(a), wrap(b)))
     }
 
@@ -369,9 +377,3 @@ impl UnixDatagram {
 }
 
 socket_common!(UnixDatagram, std_unix::UnixDatagram);
-
-impl fmt::Debug for UnixDatagram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.sock.view::<std_unix::UnixDatagram>(), f)
-    }
-}
