@@ -476,9 +476,10 @@ impl Local {
             return;
         }
         let remote = self.remote();
-        if self.spin_for_wake(remote) {
-            // Woken while spinning: the CAS below fails on NOTIFIED and the loop goes on.
-        } else {
+        let spun = self.spin_for_wake(remote);
+        // Woken while spinning, the CAS below fails on NOTIFIED; with local work ready, it is
+        // not tried. Either way the loop goes on.
+        if spun == Spin::TimedOut {
             self.stacks.borrow_mut().trim_idle();
         }
         let timeout = self
@@ -486,7 +487,9 @@ impl Local {
             .borrow_mut()
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
-        if remote.unpark.compare_exchange(AWAKE, SLEEPING, SeqCst, SeqCst).is_ok() {
+        if spun != Spin::LocalWork
+            && remote.unpark.compare_exchange(AWAKE, SLEEPING, SeqCst, SeqCst).is_ok()
+        {
             bump(&remote.counters.parks, 1);
             self.wait_io(timeout);
         }
@@ -498,15 +501,26 @@ impl Local {
     }
 }
 
+/// How [`Local::spin_for_wake`] ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spin {
+    /// `Remote::unpark` left NOTIFIED.
+    Woken,
+    /// An I/O event made a coroutine of this worker ready.
+    LocalWork,
+    /// Nothing came within [`IDLE_SPIN`].
+    TimedOut,
+}
+
 impl Local {
     /// Spins for up to [`IDLE_SPIN`] before sleeping, watching for a wake. Every wake of this
     /// worker (inbox work, a notifier choosing it, shutdown) goes through `Remote::unpark`,
     /// which leaves NOTIFIED here while the worker is not SLEEPING, so that one word is all
     /// there is to watch; with fds registered, it also looks at its epoll now and then, and
-    /// stops when an event woke a coroutine. Returns whether a wake came.
-    fn spin_for_wake(&self, remote: &Remote) -> bool {
+    /// stops when an event woke a coroutine.
+    fn spin_for_wake(&self, remote: &Remote) -> Spin {
         if IDLE_SPIN.is_zero() {
-            return false;
+            return Spin::TimedOut;
         }
         let until = Instant::now() + IDLE_SPIN;
         let mut spins = 0u32;
@@ -516,17 +530,14 @@ impl Local {
             if spins % 64 == 0 {
                 if self.poll_io() > 0 && (!self.runq.borrow().is_empty() || !self.deque.is_empty())
                 {
-                    // A coroutine of this worker is ready. The caller's sleep attempt will see
-                    // the runq is not empty only after it returns, so make it not sleep.
-                    remote.unpark.store(NOTIFIED, SeqCst);
-                    return true;
+                    return Spin::LocalWork;
                 }
                 if Instant::now() >= until {
-                    return false;
+                    return Spin::TimedOut;
                 }
             }
         }
-        true
+        Spin::Woken
     }
 }
 
