@@ -38,6 +38,9 @@
 //! (printed as one line). The exit status is 0; 1 when an echo mismatched or every connection
 //! failed; 2 for a bad command line.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -48,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use weft::net::TcpStream;
+use weft::sync::WaitGroup;
 
 /// How long a connect may take before it counts as a connection error.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,16 +116,9 @@ struct Plan {
 }
 
 fn main() -> ExitCode {
-    let opts = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(opts)) => opts,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("echo_client: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let opts = match cli::parse("echo_client", USAGE, parse_args) {
+        Ok(opts) => opts,
+        Err(code) => return code,
     };
     match run(&opts) {
         Ok(code) => code,
@@ -143,11 +140,7 @@ fn run(opts: &Options) -> io::Result<ExitCode> {
     let addr = opts.addr.to_socket_addrs()?.next().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("{} resolves to nothing", opts.addr))
     })?;
-    let mut builder = weft::Runtime::builder();
-    if let Some(n) = opts.workers {
-        builder = builder.workers(n);
-    }
-    let rt = builder.build()?;
+    let rt = cli::runtime(opts.workers)?;
     let plan = Arc::new(Plan {
         addr,
         conns: opts.conns,
@@ -200,14 +193,14 @@ fn drive(plan: &Arc<Plan>, latencies: &Arc<Latencies>) -> Vec<ConnReport> {
             }
         }
     }
-    gate.wait_all();
+    gate.connecting.wait();
     println!(
         "connected {} of {} in {:.1} ms",
         plan.conns - gate.failed.load(Relaxed),
         plan.conns,
         connecting.elapsed().as_secs_f64() * 1e3
     );
-    gate.open(handles.iter().map(weft::JoinHandle::coroutine));
+    gate.open();
     for handle in handles {
         let report = handle.join();
         reports.push(report.unwrap_or_else(|_| ConnReport::failed("panicked".to_owned())));
@@ -280,13 +273,7 @@ impl Conn<'_> {
             if sent_at >= window.end {
                 break;
             }
-            self.round_trip()?;
-            let done = Instant::now();
-            report.mismatches += u64::from(self.sent != self.echoed);
-            if sent_at >= window.measured_from {
-                report.msgs += 1;
-                self.latencies.record(self.id, done - sent_at);
-            }
+            self.exchange(sent_at, window, report)?;
         }
         Ok(())
     }
@@ -325,13 +312,29 @@ impl Conn<'_> {
             if let Some(early) = scheduled.checked_duration_since(Instant::now()) {
                 weft::sleep(early);
             }
-            self.round_trip()?;
-            let done = Instant::now();
-            report.mismatches += u64::from(self.sent != self.echoed);
-            if scheduled >= window.measured_from {
-                report.msgs += 1;
-                self.latencies.record(self.id, done.saturating_duration_since(scheduled));
-            }
+            self.exchange(scheduled, window, report)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the message in `sent` and checks its echo. If `since` (its latency runs from there)
+    /// is in the measured window, counts it and records its latency.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::round_trip`].
+    fn exchange(
+        &mut self,
+        since: Instant,
+        window: &Window,
+        report: &mut ConnReport,
+    ) -> io::Result<()> {
+        self.round_trip()?;
+        let latency = since.elapsed();
+        report.mismatches += u64::from(self.sent != self.echoed);
+        if since >= window.measured_from {
+            report.msgs += 1;
+            self.latencies.record(self.id, latency);
         }
         Ok(())
     }
@@ -373,67 +376,44 @@ fn fill(buf: &mut [u8], conn: usize, seq: u64) {
 
 /// Holds every connection until all have connected, then lets them go at once.
 struct Gate {
-    expected: usize,
-    /// Connections that have tried to connect. A count only: it guards no data, so `Relaxed`.
-    arrived: AtomicUsize,
+    /// Connections still connecting; the main coroutine waits for none.
+    connecting: WaitGroup,
     /// Connections whose connect failed.
     failed: AtomicUsize,
-    /// The main coroutine, which waits in [`Gate::wait_all`].
-    main: weft::Coroutine,
-    /// The start of the run, set when the gate opens.
+    /// One until the gate opens; the connections wait for zero.
+    closed: WaitGroup,
+    /// The start of the run, set as the gate opens.
     start: OnceLock<Instant>,
 }
 
 impl Gate {
-    /// A gate for `expected` connections, opened by the calling coroutine.
+    /// A closed gate for `expected` connections.
     fn new(expected: usize) -> Gate {
-        Gate {
-            expected,
-            arrived: AtomicUsize::new(0),
-            failed: AtomicUsize::new(0),
-            main: weft::current(),
-            start: OnceLock::new(),
-        }
+        let (connecting, closed) = (WaitGroup::new(), WaitGroup::new());
+        connecting.add(expected);
+        closed.add(1);
+        Gate { connecting, failed: AtomicUsize::new(0), closed, start: OnceLock::new() }
     }
 
-    /// A connection is done connecting; the last one wakes the main coroutine.
+    /// A connection is done connecting.
     fn arrive(&self, connected: bool) {
         if !connected {
+            // A count only, read after `connecting` has synchronised: `Relaxed`.
             self.failed.fetch_add(1, Relaxed);
         }
-        if self.arrived.fetch_add(1, Relaxed) + 1 == self.expected {
-            self.main.unpark();
-        }
+        self.connecting.done();
     }
 
-    /// The main coroutine waits until every connection has arrived.
-    fn wait_all(&self) {
-        while self.arrived.load(Relaxed) < self.expected {
-            // No lost wake-up: the last `arrive` bumps the count before it unparks, and an
-            // unpark that lands between the check and this call leaves the token behind, so
-            // `park` returns at once and the count is read again.
-            weft::park();
-        }
-    }
-
-    /// Starts the run now and wakes every connection.
-    fn open<'a>(&self, connections: impl Iterator<Item = &'a weft::Coroutine>) {
+    /// Starts the run now and lets every connection go.
+    fn open(&self) {
         self.start.set(Instant::now()).expect("the gate opens once");
-        for coroutine in connections {
-            coroutine.unpark();
-        }
+        self.closed.done();
     }
 
     /// A connection waits for the gate to open; returns the start of the run.
     fn wait_open(&self) -> Instant {
-        loop {
-            if let Some(&start) = self.start.get() {
-                return start;
-            }
-            // No lost wake-up: `open` sets the start before it unparks each connection, and an
-            // unpark that lands before this call leaves the token, so `park` returns at once.
-            weft::park();
-        }
+        self.closed.wait();
+        *self.start.get().expect("the start is set before the gate opens")
     }
 }
 
@@ -577,12 +557,12 @@ impl Summary {
     }
 }
 
-/// Parses the command line; `Ok(None)` means `--help`.
+/// Parses the command line.
 ///
 /// # Errors
 ///
-/// A message naming the bad argument.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+/// `--help`, or a message naming the bad argument.
+fn parse_args(args: &mut cli::Args) -> Result<Options, cli::Stop> {
     let mut opts = Options {
         addr: "127.0.0.1:9000".to_owned(),
         conns: 100,
@@ -592,45 +572,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         warmup: Duration::ZERO,
         workers: None,
     };
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.into())),
-            _ => (arg, None),
-        };
-        let value = || inline.or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--addr" => opts.addr = value()?,
-            "--conns" => opts.conns = positive(&flag, &value()?)?,
-            "--size" => opts.size = positive(&flag, &value()?)?,
-            "--workers" => opts.workers = Some(positive(&flag, &value()?)?),
-            "--duration" => opts.duration = seconds(&flag, &value()?, false)?,
-            "--warmup" => opts.warmup = seconds(&flag, &value()?, true)?,
+    while let Some(mut flag) = args.next()? {
+        match flag.name() {
+            "--addr" => opts.addr = flag.value()?,
+            "--conns" => opts.conns = flag.positive()?,
+            "--size" => opts.size = flag.positive()?,
+            "--workers" => opts.workers = Some(flag.positive()?),
+            "--duration" => opts.duration = flag.seconds(false)?,
+            "--warmup" => opts.warmup = flag.seconds(true)?,
             "--rate" => {
-                let text = value()?;
-                match text.parse::<f64>() {
-                    Ok(rate) if rate.is_finite() && rate > 0.0 => opts.rate = Some(rate),
-                    _ => return Err(format!("--rate wants a positive number, not {text:?}")),
-                }
+                let rate = flag.value_as("a positive number", |text| {
+                    text.parse::<f64>().ok().filter(|rate| rate.is_finite() && *rate > 0.0)
+                })?;
+                opts.rate = Some(rate);
             }
-            _ => return Err(format!("unknown argument {flag:?}")),
+            _ => return Err(flag.unknown()),
         }
     }
-    Ok(Some(opts))
-}
-
-/// A positive integer flag value.
-fn positive(flag: &str, text: &str) -> Result<usize, String> {
-    match text.parse() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{flag} wants a positive integer, not {text:?}")),
-    }
-}
-
-/// A flag value in seconds, fractions allowed; zero only if `zero_ok`.
-fn seconds(flag: &str, text: &str, zero_ok: bool) -> Result<Duration, String> {
-    match text.parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()) {
-        Some(d) if zero_ok || !d.is_zero() => Ok(d),
-        _ => Err(format!("{flag} wants a number of seconds, not {text:?}")),
-    }
+    Ok(opts)
 }

@@ -32,11 +32,14 @@
 //! `--threads` serves the same `echo` function the std way instead, one `std::thread` per
 //! connection on `std::net` sockets, as the baseline the benchmarks compare weft with.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use weft::net::TcpListener;
+use weft::sync::mpsc;
 
 /// The address served when `--addr` is not given.
 const DEFAULT_ADDR: &str = "127.0.0.1:9000";
@@ -65,16 +68,9 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let opts = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(opts)) => opts,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("echo_server: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let opts = match cli::parse("echo_server", USAGE, parse_args) {
+        Ok(opts) => opts,
+        Err(code) => return code,
     };
     if opts.threads {
         if let Err(e) = serve_threads(&opts.addr) {
@@ -83,11 +79,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let mut builder = weft::Runtime::builder();
-    if let Some(n) = opts.workers {
-        builder = builder.workers(n);
-    }
-    let rt = match builder.build() {
+    let rt = match cli::runtime(opts.workers) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("echo_server: cannot start the runtime: {e}");
@@ -114,21 +106,25 @@ fn serve(addr: &str, acceptors: usize) -> io::Result<()> {
     let first = TcpListener::bind_reuse_port(addr)?;
     let local = first.local_addr()?;
 
-    // Steps 3 and 4.
-    let startup = Arc::new(Startup::new());
+    // Steps 3 and 4. Each acceptor sends the result of its bind on `bound_tx`.
+    let (bound_tx, bound_rx) = mpsc::channel();
     let mut first = Some(first);
     let mut handles = Vec::with_capacity(acceptors);
     for id in 0..acceptors {
         let listener = first.take();
-        let startup = Arc::clone(&startup);
+        let bound_tx = bound_tx.clone();
         let acceptor = move || {
             let bound = listener.map_or_else(|| TcpListener::bind_reuse_port(local), Ok);
-            accept_loop(id, bound, &startup);
+            accept_loop(id, bound, &bound_tx);
         };
         let builder = weft::Builder::new().name(format!("acceptor-{id}")).worker(id);
         handles.push(builder.spawn(acceptor)?);
     }
-    startup.wait_for(acceptors)?;
+    drop(bound_tx);
+    for _ in 0..acceptors {
+        // Only an acceptor that panicked before its bind leaves the channel short.
+        bound_rx.recv().map_err(|_| io::Error::other("an acceptor died before binding"))??;
+    }
 
     // Step 5.
     let mut stdout = io::stdout().lock();
@@ -144,16 +140,18 @@ fn serve(addr: &str, acceptors: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Reports the bind of `listener` to `startup`, then accepts forever, one coroutine per
-/// connection.
-fn accept_loop(id: usize, listener: io::Result<TcpListener>, startup: &Startup) {
+/// Sends the result of the bind of `listener` on `bound`, then accepts forever, one coroutine
+/// per connection.
+fn accept_loop(id: usize, listener: io::Result<TcpListener>, bound: &mpsc::Sender<io::Result<()>>) {
+    // A failed send means the main coroutine has already returned with another acceptor's
+    // error: nothing is left to tell.
     let listener = match listener {
         Ok(listener) => {
-            startup.report(Ok(()));
+            let _ = bound.send(Ok(()));
             listener
         }
         Err(e) => {
-            startup.report(Err(e));
+            let _ = bound.send(Err(e));
             return;
         }
     };
@@ -242,89 +240,20 @@ fn is_peer_gone(e: &io::Error) -> bool {
     )
 }
 
-/// How the acceptors tell the main coroutine that they are bound.
-///
-/// The mutex is held only to copy a few fields, never across a weft call, so it never blocks a
-/// worker for long.
-struct Startup {
-    state: Mutex<StartupState>,
-    /// The main coroutine, which waits in [`Startup::wait_for`].
-    main: weft::Coroutine,
-}
-
-/// What the acceptors have reported so far.
-#[derive(Default)]
-struct StartupState {
-    bound: usize,
-    error: Option<io::Error>,
-}
-
-impl Startup {
-    /// A record that wakes the calling coroutine on each report.
-    fn new() -> Startup {
-        Startup { state: Mutex::default(), main: weft::current() }
-    }
-
-    /// Records one acceptor's bind result and wakes the main coroutine.
-    fn report(&self, result: io::Result<()>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match result {
-            Ok(()) => state.bound += 1,
-            Err(e) => state.error = Some(e),
-        }
-        drop(state);
-        self.main.unpark();
-    }
-
-    /// Waits until `n` acceptors are bound.
-    ///
-    /// # Errors
-    ///
-    /// The bind error of an acceptor, as soon as one is reported.
-    fn wait_for(&self, n: usize) -> io::Result<()> {
-        loop {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(e) = state.error.take() {
-                return Err(e);
-            }
-            if state.bound >= n {
-                return Ok(());
-            }
-            drop(state);
-            // No lost wake-up: `report` updates the state before it unparks, and an unpark that
-            // lands between the check above and this call leaves the token, so `park` returns
-            // at once and the loop checks again.
-            weft::park();
-        }
-    }
-}
-
-/// Parses the command line; `Ok(None)` means `--help`.
+/// Parses the command line.
 ///
 /// # Errors
 ///
-/// A message naming the bad argument.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+/// `--help`, or a message naming the bad argument.
+fn parse_args(args: &mut cli::Args) -> Result<Options, cli::Stop> {
     let mut opts = Options { addr: DEFAULT_ADDR.to_owned(), workers: None, threads: false };
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.into())),
-            _ => (arg, None),
-        };
-        let value = || inline.or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--addr" => opts.addr = value()?,
+    while let Some(mut flag) = args.next()? {
+        match flag.name() {
+            "--addr" => opts.addr = flag.value()?,
             "--threads" => opts.threads = true,
-            "--workers" => {
-                let text = value()?;
-                match text.parse() {
-                    Ok(n) if n > 0 => opts.workers = Some(n),
-                    _ => return Err(format!("--workers wants a positive integer, not {text:?}")),
-                }
-            }
-            _ => return Err(format!("unknown argument {flag:?}")),
+            "--workers" => opts.workers = Some(flag.positive()?),
+            _ => return Err(flag.unknown()),
         }
     }
-    Ok(Some(opts))
+    Ok(opts)
 }

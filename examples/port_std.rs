@@ -13,6 +13,9 @@
 //! Try it with `nc 127.0.0.1 9001`: type `PING`, `ECHO hello`, `QUIT`. A connection that sends
 //! no complete line for `--idle` seconds (default 30) is told `BYE idle` and closed.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -70,16 +73,9 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let opts = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(opts)) => opts,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("port_std: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let opts = match cli::parse("port_std", USAGE, parse_args) {
+        Ok(opts) => opts,
+        Err(code) => return code,
     };
     // Without a connection limit the server runs until the process ends; `join` returns only
     // if it failed.
@@ -113,36 +109,24 @@ fn announce(addr: SocketAddr, flavour: Flavour) -> io::Result<()> {
     stdout.flush()
 }
 
-/// Parses the command line; `Ok(None)` means `--help`.
+/// Parses the command line.
 ///
 /// # Errors
 ///
-/// A message naming the bad or missing argument.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+/// `--help`, or a message naming the bad or missing argument.
+fn parse_args(args: &mut cli::Args) -> Result<Options, cli::Stop> {
     let mut flavour = None;
     let mut addr = "127.0.0.1:9001".to_owned();
     let mut idle = Duration::from_secs(30);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.into())),
-            _ => (arg, None),
-        };
-        let value = || inline.or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
+    while let Some(mut flag) = args.next()? {
+        match flag.name() {
             "std" => flavour = Some(Flavour::Std),
             "weft" => flavour = Some(Flavour::Weft),
-            "--addr" => addr = value()?,
-            "--idle" => {
-                let text = value()?;
-                match text.parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()) {
-                    Some(d) if !d.is_zero() => idle = d,
-                    _ => return Err(format!("--idle wants a number of seconds, not {text:?}")),
-                }
-            }
-            _ => return Err(format!("unknown argument {flag:?}")),
+            "--addr" => addr = flag.value()?,
+            "--idle" => idle = flag.seconds(false)?,
+            _ => return Err(flag.unknown()),
         }
     }
     let flavour = flavour.ok_or("say which server to run: std or weft")?;
-    Ok(Some(Options { flavour, addr, idle }))
+    Ok(Options { flavour, addr, idle })
 }
