@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::Mode;
+use support::{Stream, MODES};
 use weft::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
 /// Bytes each direction carries in the concurrent read/write checks.
@@ -29,8 +29,6 @@ const DUPLEX_BYTES: usize = 1 << 20;
 
 /// A bound on calls that must return at once (`WouldBlock`) or soon (a failed lookup).
 const PROMPT: Duration = Duration::from_secs(5);
-
-const MODES: [Mode; 2] = [Mode::Pinned, Mode::Migrating];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -66,12 +64,14 @@ fn err_kind<T>(result: io::Result<T>) -> Option<ErrorKind> {
 // Read and Write through &TcpStream
 // ---------------------------------------------------------------------------------------------
 
-/// One coroutine writes 1 MiB through `&TcpStream` (or a `try_clone`) while another reads the
-/// peer's 1 MiB through `&TcpStream`; the peer echoes nothing but sends and receives on its
-/// own coroutines. Both directions are checked byte for byte.
-fn full_duplex(rt: &weft::Runtime, via_clone: bool) {
-    let what = format!("full duplex (via clone {via_clone})");
-    let (client, server) = support::tcp_pair();
+/// One coroutine writes 1 MiB through `&S` (or a `try_clone`) while another reads the peer's
+/// 1 MiB through `&S`; the peer echoes nothing but sends and receives on its own coroutines.
+/// Both directions are checked byte for byte.
+fn full_duplex<S: Stream>(rt: &weft::Runtime, (client, server): (S, S), kind: &str, via_clone: bool)
+where
+    for<'a> &'a S: Read + Write,
+{
+    let what = format!("{kind} full duplex (via clone {via_clone})");
     let client = Arc::new(client);
     let server = Arc::new(server);
     let writer = if via_clone {
@@ -117,7 +117,7 @@ fn tcp_stream_by_reference_reads_and_writes_concurrently() {
         wd.watch_runtime("rt", &rt);
         for via_clone in [false, true] {
             wd.note(format!("{mode:?}, via clone {via_clone}"));
-            full_duplex(&rt, via_clone);
+            full_duplex(&rt, support::tcp_pair(), "tcp", via_clone);
         }
     }
 }
@@ -133,24 +133,7 @@ fn unix_stream_by_reference_reads_and_writes_concurrently() {
         wd.note(format!("{mode:?}"));
         let rt = support::runtime(2, mode);
         wd.watch_runtime("rt", &rt);
-        let (a, b) = UnixStream::pair().expect("pair");
-        let (a, b) = (Arc::new(a), Arc::new(b));
-        let a2 = Arc::new(a.try_clone().expect("try_clone"));
-        let handles = [
-            rt.spawn({
-                let a = Arc::clone(&a);
-                move || write_pattern(&*a, DUPLEX_BYTES)
-            }),
-            rt.spawn(move || read_pattern(&*a2, DUPLEX_BYTES, "unix a")),
-            rt.spawn({
-                let b = Arc::clone(&b);
-                move || write_pattern(&*b, DUPLEX_BYTES)
-            }),
-            rt.spawn(move || read_pattern(&*b, DUPLEX_BYTES, "unix b")),
-        ];
-        for h in handles {
-            h.join().expect("unix duplex coroutine");
-        }
+        full_duplex(&rt, UnixStream::pair().expect("pair"), "unix", true);
     }
 }
 

@@ -20,7 +20,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -212,18 +211,6 @@ fn client() {
     drop(rt);
 }
 
-/// The `key=value` fields of the child's report line (libtest's "test ... " may precede it on
-/// the line).
-fn parse_report(stdout: &str) -> Option<HashMap<String, u128>> {
-    let line = stdout.lines().find_map(|l| l.split_once(RESULT).map(|(_, rest)| rest))?;
-    line.split_whitespace()
-        .map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The server (parent process)
 // ---------------------------------------------------------------------------------------------
@@ -312,7 +299,7 @@ fn stress_c10k_connections() {
     );
     let took = t0.elapsed();
     assert!(out.status.success(), "the client failed (WEFT_SEED={seed}):\n{out}");
-    let report = parse_report(&out.stdout)
+    let report = support::report_fields(&out.stdout, RESULT)
         .unwrap_or_else(|| panic!("no {RESULT:?} line from the client:\n{out}"));
     let field = |key: &str| report.get(key).copied().unwrap_or_else(|| panic!("no {key}: {out}"));
     let n128 = n as u128;

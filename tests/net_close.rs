@@ -34,7 +34,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -180,6 +180,92 @@ fn assert_fds_reused(fds: &BTreeSet<RawFd>, what: &str) {
     );
 }
 
+/// What a race keeps across its iterations: its runtime (of its own, so the io counters count
+/// only its coroutines), its seeded generator, the fd numbers and the wake latencies seen.
+struct Race {
+    name: String,
+    seed: u64,
+    iterations: usize,
+    rng: Rng,
+    rt: Arc<Runtime>,
+    done: Arc<AtomicUsize>,
+    fds: BTreeSet<RawFd>,
+    latencies: Latencies,
+    t0: Instant,
+    _wd: support::Watchdog,
+}
+
+impl Race {
+    /// Arms the watchdog, draws the seed and builds a two-worker runtime in `mode`.
+    fn start(name: &str, mode: Mode) -> Race {
+        let wd = support::watchdog(name, support::budget(Duration::from_secs(120)));
+        let seed = wd.seed();
+        let rt = support::runtime(2, mode);
+        wd.watch_runtime("rt", &rt);
+        Race {
+            name: name.to_owned(),
+            seed,
+            iterations: iterations(),
+            rng: Rng::new(seed),
+            rt,
+            done: wd.counter("iterations done"),
+            fds: BTreeSet::new(),
+            latencies: Latencies::default(),
+            t0: Instant::now(),
+            _wd: wd,
+        }
+    }
+
+    /// Runs `iteration(self, i)` for every iteration, in a coroutine of the race's runtime.
+    fn run(&mut self, mut iteration: impl FnMut(&mut Race, usize) + Send) {
+        let rt = Arc::clone(&self.rt);
+        rt.block_on(|| {
+            for i in 0..self.iterations {
+                iteration(self, i);
+                self.done.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+
+    /// One wake-up: runs `call` as the victim (the `who`), waits until it parked, issues the
+    /// wake with `trigger`, joins the victim and checks the wake ([`check_wake`]); returns the
+    /// victim's outcome for the race's own check.
+    fn wake_parked<T: Send + 'static>(
+        &mut self,
+        what: &str,
+        who: &str,
+        call: impl FnOnce() -> io::Result<T> + Send + 'static,
+        trigger: impl FnOnce(),
+    ) -> Outcome<T> {
+        let issued = Arc::new(AtomicBool::new(false));
+        let (waits, spurious) = (support::io_waits(&self.rt), io_spurious(&self.rt));
+        let handle = victim(&issued, call);
+        wait_parked(&self.rt, waits, &mut self.rng, what);
+        issued.store(true, Ordering::SeqCst);
+        let issued_at = Instant::now();
+        trigger();
+        let outcome = handle.join().unwrap_or_else(|_| panic!("{what}: the {who} panicked"));
+        self.latencies.0.push(check_wake(&outcome, issued_at, &self.rt, spurious, what));
+        outcome
+    }
+
+    /// After the last iteration: the fd numbers came round, no wake was spurious; prints the
+    /// report line with `summary`.
+    fn end(self, summary: &str) {
+        assert_fds_reused(&self.fds, &self.name);
+        let spurious = io_spurious(&self.rt);
+        assert_eq!(spurious, 0, "io_spurious over the whole run (WEFT_SEED={})", self.seed);
+        println!(
+            "[{}] {} iterations in {:?}; {summary}; {}; fds used {:?}",
+            self.name,
+            self.iterations,
+            self.t0.elapsed(),
+            self.latencies.report(),
+            self.fds
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // A parked read, then shutdown(Read) or shutdown(Both)
 // ---------------------------------------------------------------------------------------------
@@ -189,64 +275,40 @@ fn assert_fds_reused(fds: &BTreeSet<RawFd>, what: &str) {
 /// currently blocked and future reads will return `Ok(0)`"; an error is accepted too. Data
 /// is never returned, the read never returns before the shutdown, and within `WAKE_LIMIT`.
 fn stress_shutdown_wakes_parked_reader(name: &str, mode: Mode) {
-    let iterations = iterations();
-    let wd = support::watchdog(name, support::budget(Duration::from_secs(120)));
-    let seed = wd.seed();
-    let mut rng = Rng::new(seed);
-    let rt = support::runtime(2, mode);
-    wd.watch_runtime("rt", &rt);
-    let done = wd.counter("iterations done");
+    let mut race = Race::start(name, mode);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let (mut eofs, mut errors) = (0usize, 0usize);
-    let mut fds = BTreeSet::new();
-    let mut latencies = Latencies::default();
-    let t0 = Instant::now();
-    rt.block_on(|| {
-        for i in 0..iterations {
-            let (server, client) = pair(&listener);
-            let read_accepted = rng.percent(50);
-            let how = if rng.percent(50) { Shutdown::Read } else { Shutdown::Both };
-            let (reader, other) = if read_accepted { (server, client) } else { (client, server) };
-            let what = format!(
-                "iteration {i} (WEFT_SEED={seed}, {mode:?}, {} end reads, shutdown({how:?}))",
-                if read_accepted { "accepted" } else { "connecting" }
-            );
-            fds.insert(reader.as_raw_fd());
-            let reader = Arc::new(reader);
-            let issued = Arc::new(AtomicBool::new(false));
-            let (waits, spurious) = (support::io_waits(&rt), io_spurious(&rt));
-            let handle = victim(&issued, {
-                let reader = Arc::clone(&reader);
-                move || {
-                    let mut buf = [0u8; 64];
-                    (&*reader).read(&mut buf)
-                }
-            });
-            wait_parked(&rt, waits, &mut rng, &what);
-            issued.store(true, Ordering::SeqCst);
-            let issued_at = Instant::now();
-            reader.shutdown(how).unwrap_or_else(|e| panic!("{what}: shutdown: {e}"));
-            let outcome = handle.join().unwrap_or_else(|_| panic!("{what}: the reader panicked"));
-            latencies.0.push(check_wake(&outcome, issued_at, &rt, spurious, &what));
-            match outcome.result {
-                Ok(0) => eofs += 1,
-                Ok(n) => panic!("{what}: read returned {n} bytes, and none were written"),
-                Err(_) => errors += 1,
+    race.run(|race, i| {
+        let (server, client) = pair(&listener);
+        let read_accepted = race.rng.percent(50);
+        let how = if race.rng.percent(50) { Shutdown::Read } else { Shutdown::Both };
+        let (reader, other) = if read_accepted { (server, client) } else { (client, server) };
+        let what = format!(
+            "iteration {i} (WEFT_SEED={}, {mode:?}, {} end reads, shutdown({how:?}))",
+            race.seed,
+            if read_accepted { "accepted" } else { "connecting" }
+        );
+        race.fds.insert(reader.as_raw_fd());
+        let reader = Arc::new(reader);
+        let call = {
+            let reader = Arc::clone(&reader);
+            move || {
+                let mut buf = [0u8; 64];
+                (&*reader).read(&mut buf)
             }
-            drop((reader, other));
-            done.fetch_add(1, Ordering::SeqCst);
+        };
+        let outcome = race.wake_parked(&what, "reader", call, || {
+            reader.shutdown(how).unwrap_or_else(|e| panic!("{what}: shutdown: {e}"));
+        });
+        match outcome.result {
+            Ok(0) => eofs += 1,
+            Ok(n) => panic!("{what}: read returned {n} bytes, and none were written"),
+            Err(_) => errors += 1,
         }
+        drop((reader, other));
     });
-    assert_fds_reused(&fds, name);
-    let spurious = io_spurious(&rt);
-    assert_eq!(spurious, 0, "io_spurious over the whole run (WEFT_SEED={seed})");
-    println!(
-        "[{name}] {iterations} iterations in {:?}: {eofs} Ok(0), {errors} errors; {}; fds used \
-         {fds:?}; io_waits {}",
-        t0.elapsed(),
-        latencies.report(),
-        support::io_waits(&rt)
-    );
+    let io_waits = support::io_waits(&race.rt);
+    race.end(&format!("{eofs} Ok(0), {errors} errors; io_waits {io_waits}"));
 }
 
 #[test]
@@ -272,59 +334,33 @@ fn stress_shutdown_wakes_parked_reader_migrating() {
 /// not before the shutdown, and within `WAKE_LIMIT`.
 #[test]
 fn stress_shutdown_write_wakes_parked_writer() {
-    const NAME: &str = "stress_shutdown_write_wakes_parked_writer";
-    let iterations = iterations();
-    let wd = support::watchdog(NAME, support::budget(Duration::from_secs(120)));
-    let seed = wd.seed();
-    let mut rng = Rng::new(seed);
-    let rt = support::runtime(2, Mode::Pinned);
-    wd.watch_runtime("rt", &rt);
-    let done = wd.counter("iterations done");
+    let mut race = Race::start("stress_shutdown_write_wakes_parked_writer", Mode::Pinned);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let data: Arc<[u8]> = vec![0x5A; WRITE_SIZE].into();
-    let mut fds = BTreeSet::new();
-    let mut latencies = Latencies::default();
-    let t0 = Instant::now();
-    rt.block_on(|| {
-        for i in 0..iterations {
-            let what = format!("iteration {i} (WEFT_SEED={seed})");
-            let (server, client) = pair(&listener);
-            set_int_option(client.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, SMALL_BUFFER);
-            set_int_option(server.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, SMALL_BUFFER);
-            fds.insert(client.as_raw_fd());
-            let writer = Arc::new(client);
-            let issued = Arc::new(AtomicBool::new(false));
-            let (waits, spurious) = (support::io_waits(&rt), io_spurious(&rt));
-            let handle = victim(&issued, {
-                let (writer, data) = (Arc::clone(&writer), Arc::clone(&data));
-                move || (&*writer).write_all(&data)
-            });
-            wait_parked(&rt, waits, &mut rng, &what);
-            issued.store(true, Ordering::SeqCst);
-            let issued_at = Instant::now();
+    race.run(|race, i| {
+        let what = format!("iteration {i} (WEFT_SEED={})", race.seed);
+        let (server, client) = pair(&listener);
+        set_int_option(client.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, SMALL_BUFFER);
+        set_int_option(server.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, SMALL_BUFFER);
+        race.fds.insert(client.as_raw_fd());
+        let writer = Arc::new(client);
+        let call = {
+            let (writer, data) = (Arc::clone(&writer), Arc::clone(&data));
+            move || (&*writer).write_all(&data)
+        };
+        let outcome = race.wake_parked(&what, "writer", call, || {
             writer.shutdown(Shutdown::Write).unwrap_or_else(|e| panic!("{what}: shutdown: {e}"));
-            let outcome = handle.join().unwrap_or_else(|_| panic!("{what}: the writer panicked"));
-            latencies.0.push(check_wake(&outcome, issued_at, &rt, spurious, &what));
-            match &outcome.result {
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-                Err(e) => {
-                    panic!("{what}: write_all failed with {:?} ({e}), not BrokenPipe", e.kind())
-                }
-                Ok(()) => panic!(
-                    "{what}: write_all of {WRITE_SIZE} B to a peer that never reads succeeded"
-                ),
+        });
+        match &outcome.result {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(e) => panic!("{what}: write_all failed with {:?} ({e}), not BrokenPipe", e.kind()),
+            Ok(()) => {
+                panic!("{what}: write_all of {WRITE_SIZE} B to a peer that never reads succeeded")
             }
-            drop((writer, server));
-            done.fetch_add(1, Ordering::SeqCst);
         }
+        drop((writer, server));
     });
-    assert_fds_reused(&fds, NAME);
-    assert_eq!(io_spurious(&rt), 0, "io_spurious over the whole run (WEFT_SEED={seed})");
-    println!(
-        "[{NAME}] {iterations} iterations in {:?}; {}; fds used {fds:?}",
-        t0.elapsed(),
-        latencies.report()
-    );
+    race.end("every write_all BrokenPipe");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,70 +384,43 @@ fn pipe() -> (File, File) {
 /// at once too (the pipe is still empty, so the call would otherwise wait).
 #[test]
 fn stress_deregister_wakes_parked_registration() {
-    const NAME: &str = "stress_deregister_wakes_parked_registration";
-    let iterations = iterations();
-    let wd = support::watchdog(NAME, support::budget(Duration::from_secs(120)));
-    let seed = wd.seed();
-    let mut rng = Rng::new(seed);
-    let rt = support::runtime(2, Mode::Pinned);
-    wd.watch_runtime("rt", &rt);
-    let done = wd.counter("iterations done");
-    let mut fds = BTreeSet::new();
+    let mut race = Race::start("stress_deregister_wakes_parked_registration", Mode::Pinned);
     let mut kinds = BTreeSet::new();
-    let mut latencies = Latencies::default();
-    let t0 = Instant::now();
-    rt.block_on(|| {
-        for i in 0..iterations {
-            let what = format!("iteration {i} (WEFT_SEED={seed})");
-            // Fields drop in declaration order: the registration before the fds, as its docs
-            // ask.
-            let reg = Arc::new(Registration::new());
-            let (read_end, write_end) = pipe();
-            let read_end = Arc::new(read_end);
-            fds.insert(read_end.as_raw_fd());
-            let issued = Arc::new(AtomicBool::new(false));
-            let (waits, spurious) = (support::io_waits(&rt), io_spurious(&rt));
-            let handle = victim(&issued, {
-                let (reg, read_end) = (Arc::clone(&reg), Arc::clone(&read_end));
-                move || {
-                    let mut buf = [0u8; 64];
-                    let fd = read_end.as_raw_fd();
-                    reg.io(fd, Interest::Readable, || None, || (&*read_end).read(&mut buf))
-                }
-            });
-            wait_parked(&rt, waits, &mut rng, &what);
-            issued.store(true, Ordering::SeqCst);
-            let issued_at = Instant::now();
-            reg.deregister();
-            let outcome = handle.join().unwrap_or_else(|_| panic!("{what}: the reader panicked"));
-            latencies.0.push(check_wake(&outcome, issued_at, &rt, spurious, &what));
-            match &outcome.result {
-                Err(e) => {
-                    kinds.insert(format!("{:?}", e.kind()));
-                }
-                Ok(n) => panic!("{what}: the read returned Ok({n}) after deregister()"),
+    race.run(|race, i| {
+        let what = format!("iteration {i} (WEFT_SEED={})", race.seed);
+        // Fields drop in declaration order: the registration before the fds, as its docs ask.
+        let reg = Arc::new(Registration::new());
+        let (read_end, write_end) = pipe();
+        let read_end = Arc::new(read_end);
+        race.fds.insert(read_end.as_raw_fd());
+        let call = {
+            let (reg, read_end) = (Arc::clone(&reg), Arc::clone(&read_end));
+            move || {
+                let mut buf = [0u8; 64];
+                let fd = read_end.as_raw_fd();
+                reg.io(fd, Interest::Readable, || None, || (&*read_end).read(&mut buf))
             }
-            let fd = read_end.as_raw_fd();
-            let again = reg.io(
-                fd,
-                Interest::Readable,
-                || Some(PARK_DEADLINE),
-                || (&*read_end).read(&mut [0u8; 8]),
-            );
-            match again {
-                Err(e) if e.kind() != io::ErrorKind::TimedOut => {}
-                other => panic!("{what}: io after deregister() gave {other:?}, not an error"),
+        };
+        let outcome = race.wake_parked(&what, "reader", call, || reg.deregister());
+        match &outcome.result {
+            Err(e) => {
+                kinds.insert(format!("{:?}", e.kind()));
             }
-            drop(reg);
-            drop((read_end, write_end));
-            done.fetch_add(1, Ordering::SeqCst);
+            Ok(n) => panic!("{what}: the read returned Ok({n}) after deregister()"),
         }
+        let fd = read_end.as_raw_fd();
+        let again = reg.io(
+            fd,
+            Interest::Readable,
+            || Some(PARK_DEADLINE),
+            || (&*read_end).read(&mut [0u8; 8]),
+        );
+        match again {
+            Err(e) if e.kind() != io::ErrorKind::TimedOut => {}
+            other => panic!("{what}: io after deregister() gave {other:?}, not an error"),
+        }
+        drop(reg);
+        drop((read_end, write_end));
     });
-    assert_fds_reused(&fds, NAME);
-    assert_eq!(io_spurious(&rt), 0, "io_spurious over the whole run (WEFT_SEED={seed})");
-    println!(
-        "[{NAME}] {iterations} iterations in {:?}; errors {kinds:?}; {}; fds used {fds:?}",
-        t0.elapsed(),
-        latencies.report()
-    );
+    race.end(&format!("errors {kinds:?}"));
 }

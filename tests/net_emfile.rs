@@ -25,7 +25,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -190,17 +189,6 @@ fn poll_served(conns: &mut [Conn]) -> usize {
     conns.iter().filter(|c| c.served).count()
 }
 
-/// The `key=value` fields after `prefix` in a line of `stdout`.
-fn fields(stdout: &str, prefix: &str) -> Option<HashMap<String, u128>> {
-    let line = stdout.lines().find_map(|l| l.split_once(prefix).map(|(_, rest)| rest))?;
-    line.split_whitespace()
-        .map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
-}
-
 #[test]
 fn emfile_accept_loop_backs_off_and_recovers() {
     if support::is_child(SCENARIO) {
@@ -318,7 +306,8 @@ fn emfile_accept_loop_backs_off_and_recovers() {
     drop(conns);
     let out = child.wait(Duration::from_secs(30));
     assert!(out.status.success(), "the child failed:\n{out}");
-    let totals = fields(&out.stdout, TOTALS).unwrap_or_else(|| panic!("no totals:\n{out}"));
+    let totals =
+        support::report_fields(&out.stdout, TOTALS).unwrap_or_else(|| panic!("no totals:\n{out}"));
     let emfile = totals["emfile"];
     assert!(
         (1..=MAX_EMFILE_ERRORS).contains(&emfile),

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use support::{wait_until, watchdog};
+use support::{wait_until, watchdog, Mode};
 use weft::net::{TcpListener, TcpStream, UnixStream};
 use weft::reactor::{Interest, Registration};
 use weft::Runtime;
@@ -107,7 +107,7 @@ impl Drop for SetOnDrop {
 #[test]
 fn first_wait_racing_another_callers_registration_is_not_lost() {
     let dog = watchdog("first_wait_racing_another_callers_registration_is_not_lost", BUDGET);
-    let rt = Arc::new(Runtime::builder().workers(2).build().expect("build a runtime"));
+    let rt = support::runtime(2, Mode::Pinned);
     dog.watch_runtime("rt", &rt);
     let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
     b.set_nonblocking(true).expect("set_nonblocking");
@@ -211,7 +211,7 @@ fn into_std_of_a_clone_keeps_the_other_handles_nonblocking() {
     let _dog = watchdog("into_std_of_a_clone_keeps_the_other_handles_nonblocking", BUDGET);
     // Declared before the client, so it drops after it: a read that blocked the worker ends
     // at the client's close, and the runtime's drop can join the worker.
-    let rt = Runtime::builder().workers(1).build().expect("build a runtime");
+    let rt = support::runtime(1, Mode::Pinned);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("local_addr");
     let mut client = std::net::TcpStream::connect(addr).expect("connect");
@@ -297,7 +297,7 @@ const ROUNDS: usize = 4;
 #[test]
 fn busy_worker_epoll_is_served_by_the_monitor() {
     let _dog = watchdog("busy_worker_epoll_is_served_by_the_monitor", BUDGET);
-    let rt = Runtime::builder().workers(2).build().expect("build a runtime");
+    let rt = support::runtime(2, Mode::Pinned);
     let (a, b) = UnixStream::pair().expect("socketpair");
     let b = Arc::new(b);
 
@@ -445,7 +445,7 @@ fn unix_connect_to_a_full_backlog_ends_at_runtime_drop() {
     assert_eq!(rc, 0, "listen: {}", io::Error::last_os_error());
     let fillers = fill_backlog(&path);
 
-    let rt = Runtime::builder().workers(1).build().expect("build a runtime");
+    let rt = support::runtime(1, Mode::Pinned);
     let connect = rt.spawn({
         let path = path.clone();
         move || UnixStream::connect(&path).map(drop)
@@ -494,7 +494,7 @@ const FIRST_WAKE_LIMIT: Duration = Duration::from_secs(2);
 #[test]
 fn second_registration_of_an_fd_is_refused() {
     let _dog = watchdog("second_registration_of_an_fd_is_refused", BUDGET);
-    let rt = Runtime::builder().workers(1).build().expect("build a runtime");
+    let rt = support::runtime(1, Mode::Pinned);
     let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
     b.set_nonblocking(true).expect("set_nonblocking");
     let b = Arc::new(b);

@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicI32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::Mode;
+use support::{Mode, Stream};
 use weft::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
 /// Clients per server.
@@ -99,20 +99,15 @@ fn echo_each_in_coroutines<S: Read + Write + Send + 'static>(
     handlers.into_iter().map(|h| h.join().expect("echo coroutine")).sum()
 }
 
-/// Client side on plain threads: a second thread writes `sent` through `writer` and shuts it
-/// down for writing, while this thread reads the echo from `reader` to EOF.
-fn exchange_on_threads<S: Read + Write + Send + 'static>(
-    mut reader: S,
-    writer: S,
-    shutdown_write: fn(&S),
-    sent: Vec<u8>,
-    what: &str,
-) {
+/// Client side on plain threads: a second thread writes `sent` through a clone of `reader` and
+/// shuts it down for writing, while this thread reads the echo from `reader` to EOF.
+fn exchange_on_threads<S: Stream>(mut reader: S, sent: Vec<u8>, what: &str) {
+    let writer = reader.try_clone().expect("try_clone");
     let len = sent.len();
     let writing = std::thread::spawn(move || {
         let mut writer = writer;
         writer.write_all(&sent).expect("client write_all");
-        shutdown_write(&writer);
+        writer.shutdown(Shutdown::Write).expect("shutdown(Write)");
         sent
     });
     let mut got = Vec::with_capacity(len);
@@ -122,34 +117,20 @@ fn exchange_on_threads<S: Read + Write + Send + 'static>(
     assert!(got == sent, "{what}: echo differs");
 }
 
-fn tcp_client_on_threads(addr: std::net::SocketAddr, client: usize) -> usize {
-    let stream = TcpStream::connect(addr).expect("connect");
-    let writer = stream.try_clone().expect("try_clone");
+/// Client `client` on plain threads over `stream` (a `kind` stream); returns the bytes sent.
+fn client_on_threads<S: Stream>(stream: S, kind: &str, client: usize) -> usize {
     let sent = payload(client);
     let len = sent.len();
-    exchange_on_threads(
-        stream,
-        writer,
-        |s| s.shutdown(Shutdown::Write).expect("shutdown(Write)"),
-        sent,
-        &format!("tcp thread client {client}"),
-    );
+    exchange_on_threads(stream, sent, &format!("{kind} thread client {client}"));
     len
 }
 
+fn tcp_client_on_threads(addr: std::net::SocketAddr, client: usize) -> usize {
+    client_on_threads(TcpStream::connect(addr).expect("connect"), "tcp", client)
+}
+
 fn unix_client_on_threads(path: &Path, client: usize) -> usize {
-    let stream = UnixStream::connect(path).expect("connect");
-    let writer = stream.try_clone().expect("try_clone");
-    let sent = payload(client);
-    let len = sent.len();
-    exchange_on_threads(
-        stream,
-        writer,
-        |s| s.shutdown(Shutdown::Write).expect("shutdown(Write)"),
-        sent,
-        &format!("unix thread client {client}"),
-    );
-    len
+    client_on_threads(UnixStream::connect(path).expect("connect"), "unix", client)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,14 +259,7 @@ fn unix_on_plain_threads() {
     let (a, b) = UnixStream::pair().expect("pair");
     let echoing = spawn_watched(move || support::echo_until_eof(b));
     echoing.wait_blocked("a pair's echo with nothing sent");
-    let writer = a.try_clone().expect("try_clone");
-    exchange_on_threads(
-        a,
-        writer,
-        |s| s.shutdown(Shutdown::Write).expect("shutdown(Write)"),
-        payload(99),
-        "unix pair across threads",
-    );
+    exchange_on_threads(a, payload(99), "unix pair across threads");
     assert_eq!(echoing.join(), PAYLOAD);
 }
 
@@ -298,7 +272,7 @@ fn unix_on_plain_threads() {
 #[test]
 fn coroutine_server_with_thread_clients() {
     let wd = support::watchdog("coroutine_server_with_thread_clients", Duration::from_secs(60));
-    for mode in [Mode::Pinned, Mode::Migrating] {
+    for mode in support::MODES {
         wd.note(format!("tcp, {mode:?}"));
         let rt = support::runtime(2, mode);
         wd.watch_runtime("rt", &rt);
@@ -334,21 +308,13 @@ fn coroutine_server_with_thread_clients() {
 #[test]
 fn thread_server_with_coroutine_clients() {
     let wd = support::watchdog("thread_server_with_coroutine_clients", Duration::from_secs(60));
-    for mode in [Mode::Pinned, Mode::Migrating] {
+    for mode in support::MODES {
         wd.note(format!("{mode:?}"));
         let rt = support::runtime(2, mode);
         wd.watch_runtime("rt", &rt);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("local_addr");
-        let server = std::thread::spawn(move || {
-            let handlers: Vec<_> = (0..CLIENTS)
-                .map(|_| {
-                    let (stream, _) = listener.accept().expect("accept");
-                    std::thread::spawn(move || support::echo_until_eof(stream))
-                })
-                .collect();
-            handlers.into_iter().map(|h| h.join().expect("echo thread")).sum::<usize>()
-        });
+        let server = std::thread::spawn(move || echo_each_on_threads(listener.incoming()));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|client| {
                 rt.spawn(move || {
@@ -415,9 +381,7 @@ fn a_stream_moves_between_threads_coroutines_and_runtimes() {
         "a_stream_moves_between_threads_coroutines_and_runtimes",
         Duration::from_secs(60),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
-    let (mut server, _) = listener.accept().expect("accept");
+    let (mut client, mut server) = support::tcp_pair();
 
     wd.note("on the test thread");
     client.write_all(b"one").expect("write");

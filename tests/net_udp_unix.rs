@@ -21,7 +21,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{Mode, Rng};
+use support::{Rng, MODES};
 use weft::net::{UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
 /// Concurrent clients per server.
@@ -38,8 +38,6 @@ const MAX_STREAM_PAYLOAD: u64 = 512 << 10;
 
 /// The read timeout of every socket here: far above any scheduling delay.
 const LOSS_TIMEOUT: Duration = Duration::from_secs(10);
-
-const MODES: [Mode; 2] = [Mode::Pinned, Mode::Migrating];
 
 /// A seeded payload of `min(max, …)` bytes that starts with `<client>:<round>:`, so a
 /// misdirected or reordered echo cannot match.

@@ -41,8 +41,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::ledger::{finish, spawn_on, Ledger, Msg, RecvFn, SendFn, Side};
-use support::{Mode, Rng};
+use support::ledger::{self, finish, spawn_producers, Ledger, Msg, RecvFn, SendFn};
+use support::{spawn_on, Mode, Rng, Side};
 use weft::sync::{mpmc, mpsc};
 
 /// Producers of the many-to-many and many-to-one runs.
@@ -125,18 +125,6 @@ enum Flavor {
 /// `senders` sending ends and, for mpmc, `MPMC_RECEIVERS` receiving ends (for mpsc, one) of a
 /// new channel; the originals are dropped, so the channel disconnects when these are.
 fn endpoints(kind: Kind, flavor: Flavor, senders: usize) -> (Vec<SendFn>, Vec<RecvFn>) {
-    fn sending<S: Clone + Send + 'static>(
-        tx: &S,
-        n: usize,
-        send: fn(&S, Msg) -> Result<(), Msg>,
-    ) -> Vec<SendFn> {
-        (0..n)
-            .map(|_| {
-                let tx = tx.clone();
-                Box::new(move |msg| send(&tx, msg)) as SendFn
-            })
-            .collect()
-    }
     fn mpmc_receiving(rx: mpmc::Receiver<Msg>) -> Vec<RecvFn> {
         (0..MPMC_RECEIVERS)
             .map(|_| {
@@ -148,21 +136,21 @@ fn endpoints(kind: Kind, flavor: Flavor, senders: usize) -> (Vec<SendFn>, Vec<Re
     match (kind, flavor) {
         (Kind::Mpmc, Flavor::Unbounded) => {
             let (tx, rx) = mpmc::channel();
-            (sending(&tx, senders, |tx, m| tx.send(m).map_err(|e| e.0)), mpmc_receiving(rx))
+            (ledger::senders(&tx, senders), mpmc_receiving(rx))
         }
         (Kind::Mpmc, Flavor::Bounded(k)) => {
             let (tx, rx) = mpmc::sync_channel(k);
-            (sending(&tx, senders, |tx, m| tx.send(m).map_err(|e| e.0)), mpmc_receiving(rx))
+            (ledger::senders(&tx, senders), mpmc_receiving(rx))
         }
         (Kind::Mpsc, Flavor::Unbounded) => {
             let (tx, rx) = mpsc::channel();
             let recv: RecvFn = Box::new(move || rx.recv().ok());
-            (sending(&tx, senders, |tx, m| tx.send(m).map_err(|e| e.0)), vec![recv])
+            (ledger::senders(&tx, senders), vec![recv])
         }
         (Kind::Mpsc, Flavor::Bounded(k)) => {
             let (tx, rx) = mpsc::sync_channel(k);
             let recv: RecvFn = Box::new(move || rx.recv().ok());
-            (sending(&tx, senders, |tx, m| tx.send(m).map_err(|e| e.0)), vec![recv])
+            (ledger::senders(&tx, senders), vec![recv])
         }
     }
 }
@@ -192,13 +180,8 @@ fn run(name: &str, kind: Kind, flavor: Flavor, sides: Sides, mode: Mode, per_sen
         };
         handles.push((who.clone(), spawn_on(sides.receiver(r), rt.as_deref(), &who, body)));
     }
-    for (p, send) in senders.into_iter().enumerate() {
-        let who = format!("producer {p} ({:?})", sides.producer(p));
-        let ledger = Arc::clone(&ledger);
-        let rng = rng.fork();
-        let body = move || ledger.produce(p, send, rng);
-        handles.push((who.clone(), spawn_on(sides.producer(p), rt.as_deref(), &who, body)));
-    }
+    let producers = |p| sides.producer(p);
+    handles.extend(spawn_producers(&ledger, senders, producers, rt.as_deref(), &mut rng));
     let panics = finish(&ledger, handles);
     ledger.verify(&panics);
     println!("[{}] {} in {:?}", ledger.label, ledger.counts(), started.elapsed());

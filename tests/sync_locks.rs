@@ -25,8 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::tasks::{finish, hang, hold, mix, pause, retry, storm, Exclusive, Side, Task};
-use support::{Mode, Rng};
+use support::peers::{flag, wait_for};
+use support::tasks::{finish, hold, mix, retry, storm, Exclusive};
+use support::{hang, pause, spawn_on, Handle, Mode, Rng, Side};
 use weft::sync::{Once, OnceLock, RwLock, Semaphore, TryLockError, WaitGroup};
 
 // ---------------------------------------------------------------------------------------------
@@ -48,15 +49,15 @@ fn rwlock_readers_share_and_exclude_writers() {
         wd.watch_runtime("rt", &rt);
         let lock = Arc::new(RwLock::new(7u32));
         let inside = Arc::new(AtomicUsize::new(0));
-        let release = Arc::new(AtomicBool::new(false));
+        let release = flag();
         let n = readers.len();
-        let tasks: Vec<Task> = readers
+        let tasks: Vec<Handle<()>> = readers
             .iter()
             .enumerate()
             .map(|(r, &side)| {
                 let (lock, inside, release) =
                     (Arc::clone(&lock), Arc::clone(&inside), Arc::clone(&release));
-                Task::start(&rt, side, move || {
+                spawn_on(side, Some(&rt), "task", move || {
                     let guard = lock.read().unwrap();
                     assert_eq!(*guard, 7);
                     inside.fetch_add(1, Ordering::SeqCst);
@@ -67,7 +68,7 @@ fn rwlock_readers_share_and_exclude_writers() {
                          got in beside it: readers do not share",
                         inside.load(Ordering::SeqCst)
                     );
-                    assert!(support::wait_until(hang(), || release.load(Ordering::SeqCst)));
+                    wait_for(&release);
                     drop(guard);
                 })
             })
@@ -104,7 +105,7 @@ fn stress_rwlock_writers_exclusive_readers_consistent() {
     let writer = Arc::new(Exclusive::default());
     let writes = Arc::new(AtomicUsize::new(0));
     let progress = wd.counter("operations");
-    let tasks: Vec<Task> = sides
+    let tasks: Vec<Handle<()>> = sides
         .iter()
         .enumerate()
         .map(|(t, &side)| {
@@ -116,7 +117,7 @@ fn stress_rwlock_writers_exclusive_readers_consistent() {
                 Arc::clone(&writes),
                 Arc::clone(&progress),
             );
-            Task::start(&rt, side, move || {
+            spawn_on(side, Some(&rt), "task", move || {
                 for op in 0..ops {
                     let at = format!("seed {seed}: task {t} ({side:?}) op {op}");
                     let try_it = rng.percent(25);
@@ -189,13 +190,13 @@ fn rwlock_writer_not_starved_by_readers() {
         wd.watch_runtime("rt", &rt);
         let lock = Arc::new(RwLock::new(0usize));
         let reads = wd.counter(&format!("{label}: reads"));
-        let writer_done = Arc::new(AtomicBool::new(false));
-        let gave_up = Arc::new(AtomicBool::new(false));
+        let writer_done = flag();
+        let gave_up = flag();
         let written = wd.counter(&format!("{label}: writes"));
         // The writes done when the first reader gave up.
         let written_at_give_up = Arc::new(AtomicUsize::new(usize::MAX));
         let deadline = Instant::now() + hang();
-        let mut tasks: Vec<Task> = readers
+        let mut tasks: Vec<Handle<()>> = readers
             .iter()
             .map(|&side| {
                 let (lock, reads, writer_done, gave_up, written, written_at_give_up) = (
@@ -206,7 +207,7 @@ fn rwlock_writer_not_starved_by_readers() {
                     Arc::clone(&written),
                     Arc::clone(&written_at_give_up),
                 );
-                Task::start(&rt, side, move || {
+                spawn_on(side, Some(&rt), "task", move || {
                     while !writer_done.load(Ordering::SeqCst) {
                         let guard = lock.read().unwrap();
                         reads.fetch_add(1, Ordering::Relaxed);
@@ -233,7 +234,7 @@ fn rwlock_writer_not_starved_by_readers() {
         tasks.push({
             let (lock, written, writer_done) =
                 (Arc::clone(&lock), Arc::clone(&written), Arc::clone(&writer_done));
-            Task::start(&rt, writer_side, move || {
+            spawn_on(writer_side, Some(&rt), "task", move || {
                 for _ in 0..writes {
                     *lock.write().unwrap() += 1;
                     written.fetch_add(1, Ordering::Relaxed);
@@ -273,14 +274,14 @@ fn stress_semaphore_never_exceeds_its_permits() {
     let sem = Arc::new(Semaphore::new(STORM_PERMITS));
     let holders = Arc::new(AtomicUsize::new(0));
     let progress = wd.counter("operations");
-    let tasks: Vec<Task> = sides
+    let tasks: Vec<Handle<()>> = sides
         .iter()
         .enumerate()
         .map(|(t, &side)| {
             let mut rng = rng.fork();
             let (sem, holders, progress) =
                 (Arc::clone(&sem), Arc::clone(&holders), Arc::clone(&progress));
-            Task::start(&rt, side, move || {
+            spawn_on(side, Some(&rt), "task", move || {
                 for op in 0..ops {
                     let permit = match rng.below(3) {
                         0 => sem.acquire(),
@@ -331,16 +332,16 @@ fn semaphore_all_permits_held_at_once() {
     wd.watch_runtime("rt", &rt);
     let sem = Arc::new(Semaphore::new(permits));
     let holding = Arc::new(AtomicUsize::new(0));
-    let release = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<Task> = mix(3, 2)
+    let release = flag();
+    let tasks: Vec<Handle<()>> = mix(3, 2)
         .into_iter()
         .map(|side| {
             let (sem, holding, release) =
                 (Arc::clone(&sem), Arc::clone(&holding), Arc::clone(&release));
-            Task::start(&rt, side, move || {
+            spawn_on(side, Some(&rt), "task", move || {
                 let permit = sem.acquire();
                 holding.fetch_add(1, Ordering::SeqCst);
-                assert!(support::wait_until(hang(), || release.load(Ordering::SeqCst)));
+                wait_for(&release);
                 drop(permit);
             })
         })
@@ -399,7 +400,7 @@ fn acquire_timeout_both_ways() {
     let holder = Arc::new(Semaphore::new(1));
     let permit = holder.acquire();
     let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
-    let waiting = Arc::new(AtomicBool::new(false));
+    let waiting = flag();
     let on_thread = !weft::is_coroutine();
     if on_thread {
         support::publish_tid(&tid);
@@ -407,7 +408,7 @@ fn acquire_timeout_both_ways() {
     let releaser = {
         let (holder, tid, waiting) = (Arc::clone(&holder), Arc::clone(&tid), Arc::clone(&waiting));
         std::thread::spawn(move || {
-            assert!(support::wait_until(hang(), || waiting.load(Ordering::SeqCst)));
+            wait_for(&waiting);
             if on_thread {
                 assert!(support::wait_sleeping(&tid, hang()), "the waiter never slept");
             }
@@ -474,7 +475,7 @@ fn semaphore_grants_in_fifo_order() {
     let handles = rt.block_on(|| {
         (0..waiters)
             .map(|w| {
-                let about = Arc::new(AtomicBool::new(false));
+                let about = flag();
                 let (sem, order, got, about2) =
                     (Arc::clone(&sem), Arc::clone(&order), Arc::clone(&got), Arc::clone(&about));
                 let handle = weft::spawn(move || {
@@ -483,7 +484,7 @@ fn semaphore_grants_in_fifo_order() {
                     order.lock().unwrap().push(w);
                     got.fetch_add(1, Ordering::SeqCst);
                 });
-                assert!(support::wait_until(hang(), || about.load(Ordering::SeqCst)));
+                wait_for(&about);
                 handle
             })
             .collect::<Vec<_>>()
@@ -532,11 +533,11 @@ fn semaphore_forget_and_add_permits() {
     wd.watch_runtime("rt", &rt);
     let sides = mix(5, 3);
     let waiting = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<Task> = sides
+    let tasks: Vec<Handle<()>> = sides
         .iter()
         .map(|&side| {
             let (sem, waiting) = (Arc::clone(&sem), Arc::clone(&waiting));
-            Task::start(&rt, side, move || {
+            spawn_on(side, Some(&rt), "task", move || {
                 waiting.fetch_add(1, Ordering::SeqCst);
                 sem.acquire().forget();
             })
@@ -574,11 +575,11 @@ fn wait_group_wait_returns_after_every_done() {
         assert_eq!(wg.count(), workers.len());
         let marks: Arc<Vec<AtomicBool>> =
             Arc::new(workers.iter().map(|_| AtomicBool::new(false)).collect());
-        let mut tasks: Vec<Task> = [Side::Coroutine, Side::Thread, Side::Coroutine]
+        let mut tasks: Vec<Handle<()>> = [Side::Coroutine, Side::Thread, Side::Coroutine]
             .into_iter()
             .map(|side| {
                 let (wg, marks) = (wg.clone(), Arc::clone(&marks));
-                Task::start(&rt, side, move || {
+                spawn_on(side, Some(&rt), "task", move || {
                     wg.wait();
                     let missing: Vec<usize> =
                         (0..marks.len()).filter(|&i| !marks[i].load(Ordering::SeqCst)).collect();
@@ -594,7 +595,7 @@ fn wait_group_wait_returns_after_every_done() {
         tasks.extend(workers.iter().enumerate().map(|(i, &side)| {
             let (wg, marks) = (wg.clone(), Arc::clone(&marks));
             let yields = rng.below(20);
-            Task::start(&rt, side, move || {
+            spawn_on(side, Some(&rt), "task", move || {
                 for _ in 0..yields {
                     pause();
                 }
@@ -707,12 +708,12 @@ fn once_race<C: Send + Sync + 'static>(
             let n = sides.len();
             let cell = Arc::new(new());
             let arrivals = Arc::new(Arrivals::new(n));
-            let tasks: Vec<Task> = sides
+            let tasks: Vec<Handle<()>> = sides
                 .iter()
                 .enumerate()
                 .map(|(r, &side)| {
                     let (cell, arrivals) = (Arc::clone(&cell), Arc::clone(&arrivals));
-                    Task::start(&rt, side, move || race(&cell, &arrivals, r, side))
+                    spawn_on(side, Some(&rt), "task", move || race(&cell, &arrivals, r, side))
                 })
                 .collect();
             finish(&wd, &rt, tasks, &format!("{workers} worker(s), round {round}"));

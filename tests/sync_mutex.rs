@@ -24,11 +24,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::tasks::{finish, hang, hold, mix, pause, retry, storm, Exclusive, Side, Task};
-use support::{Mode, Watchdog};
+use support::tasks::{finish, hold, mix, retry, storm, Exclusive};
+use support::{hang, pause, spawn_on, Handle, Mode, Side, Watchdog, MODES};
 use weft::sync::{Mutex, RwLock, Semaphore};
-
-const MODES: [Mode; 2] = [Mode::Pinned, Mode::Migrating];
 
 /// Coroutines and threads of the counter test.
 const COUNTER_COROUTINES: usize = 10_000;
@@ -59,12 +57,12 @@ fn mutex_counter_is_exact_across_coroutines_and_threads() {
         let progress = wd.counter(&format!("{mode:?} increments"));
         let sides = mix(COUNTER_COROUTINES, COUNTER_THREADS);
         assert_eq!(sides.iter().filter(|&&s| s == Side::Thread).count(), COUNTER_THREADS);
-        let tasks: Vec<Task> = sides
+        let tasks: Vec<Handle<()>> = sides
             .iter()
             .map(|&side| {
                 let (counter, gate, progress) =
                     (Arc::clone(&counter), Arc::clone(&gate), Arc::clone(&progress));
-                Task::start(&rt, side, move || {
+                spawn_on(side, Some(&rt), "task", move || {
                     assert!(support::wait_until(hang(), || gate.load(Ordering::Acquire)));
                     for i in 0..k {
                         let mut guard = counter.lock().unwrap();
@@ -121,7 +119,7 @@ fn mutex_guard_held_across_sleep_on_one_worker() {
             Arc::clone(&all_queued),
             Arc::clone(&started),
         );
-        Task::start(&rt, Side::Coroutine, move || {
+        spawn_on(Side::Coroutine, Some(&rt), "task", move || {
             let guard = mutex.lock().unwrap();
             ex.enter("holder");
             holding.store(true, Ordering::SeqCst);
@@ -135,12 +133,12 @@ fn mutex_guard_held_across_sleep_on_one_worker() {
     assert!(support::wait_until(hang(), || holding.load(Ordering::SeqCst)), "holder never ran");
 
     wd.note("contenders queue behind the sleeping holder");
-    let mut tasks: Vec<Task> = sides
+    let mut tasks: Vec<Handle<()>> = sides
         .iter()
         .enumerate()
         .map(|(i, &side)| {
             let (mutex, ex, started) = (Arc::clone(&mutex), Arc::clone(&ex), Arc::clone(&started));
-            Task::start(&rt, side, move || {
+            spawn_on(side, Some(&rt), "task", move || {
                 started.fetch_add(1, Ordering::SeqCst);
                 let mut guard = mutex.lock().unwrap();
                 ex.enter(&format!("contender {i} ({side:?})"));
@@ -180,7 +178,7 @@ fn stress_mutex_exclusion_with_try_lock_mixed_in() {
     let would_block = wd.counter("try_lock WouldBlock");
     let progress = wd.counter("operations");
     wd.note(format!("{} tasks x {ops} operations", sides.len()));
-    let tasks: Vec<Task> = sides
+    let tasks: Vec<Handle<()>> = sides
         .iter()
         .enumerate()
         .map(|(t, &side)| {
@@ -191,7 +189,7 @@ fn stress_mutex_exclusion_with_try_lock_mixed_in() {
                 Arc::clone(&would_block),
                 Arc::clone(&progress),
             );
-            Task::start(&rt, side, move || {
+            spawn_on(side, Some(&rt), "task", move || {
                 for op in 0..ops {
                     let mut guard = if rng.percent(30) {
                         retry(
@@ -271,7 +269,7 @@ fn hog_phase<L: Send + Sync + 'static>(
 
     let hog_task = {
         let (lock, hog, progress) = (Arc::clone(&lock), Arc::clone(&hog), Arc::clone(&progress));
-        Task::start(&rt, hog_side, move || {
+        spawn_on(hog_side, Some(&rt), "task", move || {
             while !hog.stop.load(Ordering::SeqCst) {
                 let guard = acquire(&lock);
                 hog.rounds.fetch_add(1, Ordering::Relaxed);
@@ -288,14 +286,14 @@ fn hog_phase<L: Send + Sync + 'static>(
     };
     // The contenders arrive while the hog is already hammering.
     assert!(support::wait_until(hang(), || hog.rounds.load(Ordering::Relaxed) > 0));
-    let mut tasks: Vec<Task> = contenders
+    let mut tasks: Vec<Handle<()>> = contenders
         .iter()
         .enumerate()
         .map(|(c, &side)| {
             let (lock, hog, progress) =
                 (Arc::clone(&lock), Arc::clone(&hog), Arc::clone(&progress));
             let n = contenders.len();
-            Task::start(&rt, side, move || {
+            spawn_on(side, Some(&rt), "task", move || {
                 for _ in 0..each {
                     drop(acquire(&lock));
                     progress[c].fetch_add(1, Ordering::Relaxed);

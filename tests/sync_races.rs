@@ -50,9 +50,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{Mode, Rng};
+use support::{delay, jitter, spawn_on, Mode, Rng, Side};
 use weft::sync::{mpmc, mpsc, Condvar, Mutex};
 use weft::Runtime;
+use Side::{Coroutine as Co, Thread as Th};
 
 /// Condvar iterations per phase in CI.
 const CI_CONDVAR_ITERATIONS: usize = 1_000;
@@ -71,75 +72,12 @@ const WAKER_DEADLINE: Duration = Duration::from_secs(20);
 /// A waiter whose long wait timed out with an item in the queue fails only if the item had
 /// been posted (and notified) at least this long before: posted later, the two just crossed.
 const NOTIFY_GRACE: Duration = Duration::from_secs(1);
-/// Seeded delays and timeouts are uniform in `0..=2^e µs`, with `e` uniform in
-/// `0..=MAX_JITTER_EXP`: short and long ones (up to 2 ms, past the 1 ms a worker's idle timer
-/// wait rounds to) both come up often.
-const MAX_JITTER_EXP: u64 = 11;
 /// The watchdog budget of each test (×10 under `WEFT_STRESS=1`).
 const BUDGET: Duration = Duration::from_secs(300);
 
 // ---------------------------------------------------------------------------------------------
-// Sides and delays
+// Failures
 // ---------------------------------------------------------------------------------------------
-
-/// Where one side of a race executes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    /// A coroutine on the runtime under test.
-    Coroutine,
-    /// A plain thread.
-    Thread,
-}
-
-use Side::{Coroutine as Co, Thread as Th};
-
-/// A running side; its result is `Err` with what went wrong.
-enum Handle {
-    Coroutine(weft::JoinHandle<Result<(), String>>),
-    Thread(std::thread::JoinHandle<Result<(), String>>),
-}
-
-impl Handle {
-    fn join(self, who: &str) -> Result<(), String> {
-        let joined = match self {
-            Handle::Coroutine(h) => h.join(),
-            Handle::Thread(h) => h.join(),
-        };
-        joined.unwrap_or_else(|p| {
-            Err(format!("{who} panicked: {}", support::panic_message(&*p).unwrap_or("?")))
-        })
-    }
-}
-
-/// Starts `f` on `side`: a coroutine of `rt`, or a new thread.
-fn spawn_on<F>(side: Side, rt: &Runtime, f: F) -> Handle
-where
-    F: FnOnce() -> Result<(), String> + Send + 'static,
-{
-    match side {
-        Side::Coroutine => Handle::Coroutine(rt.spawn(f)),
-        Side::Thread => Handle::Thread(std::thread::spawn(f)),
-    }
-}
-
-/// A seeded delay or timeout; see [`MAX_JITTER_EXP`].
-fn jitter(rng: &mut Rng) -> Duration {
-    let exp = rng.below(MAX_JITTER_EXP + 1);
-    Duration::from_nanos(rng.below((1000 << exp) + 1))
-}
-
-/// Lets `d` pass, yielding (in a coroutine, so that a timer of the same worker can fire) or
-/// spinning (on a thread).
-fn delay(d: Duration) {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if weft::is_coroutine() {
-            weft::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-}
 
 /// Reports a failed phase: straight to stderr as well (libtest's capture would lose the
 /// message if a side left stuck made the runtime's shutdown end in the watchdog's abort).
@@ -316,14 +254,22 @@ fn condvar_phase(
     let mut sides = Vec::new();
     for (w, &side) in waiters.iter().enumerate() {
         let (race, rng) = (Arc::clone(&race), rng.fork());
-        sides.push((format!("waiter {w}"), spawn_on(side, rt, move || race.waiter(w, rng))));
+        sides.push((
+            format!("waiter {w}"),
+            spawn_on(side, Some(rt), "waiter", move || race.waiter(w, rng)),
+        ));
     }
     for (p, &side) in posters.iter().enumerate() {
         let (race, rng) = (Arc::clone(&race), rng.fork());
-        sides.push((format!("poster {p}"), spawn_on(side, rt, move || race.poster(p, rng))));
+        sides.push((
+            format!("poster {p}"),
+            spawn_on(side, Some(rt), "poster", move || race.poster(p, rng)),
+        ));
     }
-    let errors: Vec<String> =
-        sides.into_iter().filter_map(|(who, handle)| handle.join(&who).err()).collect();
+    let errors: Vec<String> = sides
+        .into_iter()
+        .filter_map(|(who, handle)| handle.result(&who).and_then(|r| r).err())
+        .collect();
     if !errors.is_empty() {
         fail(format!("{label}: {errors:#?}"));
     }
@@ -552,13 +498,14 @@ fn channel_race(name: &str, workers: usize, phases: &[(Side, Side)]) {
             let started = Instant::now();
             let receiving = {
                 let (race, rng) = (Arc::clone(&race), rng.fork());
-                spawn_on(receiver, &rt, move || race.receiver(recv, rng))
+                spawn_on(receiver, Some(&rt), "receiver", move || race.receiver(recv, rng))
             };
             let sending = {
                 let (race, rng) = (Arc::clone(&race), rng.fork());
-                spawn_on(sender, &rt, move || race.sender(send, rng))
+                spawn_on(sender, Some(&rt), "sender", move || race.sender(send, rng))
             };
-            let (received, sent) = (receiving.join("receiver"), sending.join("sender"));
+            let received = receiving.result("receiver").and_then(|r| r);
+            let sent = sending.result("sender").and_then(|r| r);
             if received.is_err() || sent.is_err() {
                 fail(format!("{label}: receiver {received:?}; sender {sent:?}"));
             }

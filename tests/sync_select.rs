@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::ledger::{finish, pause, spawn_on, Ledger, Msg, SendFn, Side, Tally, STALL_LIMIT};
-use support::{Mode, Rng};
+use support::ledger::{self, finish, spawn_producers, Ledger, Msg, SendFn, Tally, STALL_LIMIT};
+use support::{delay, jitter, pause, spawn_on, Mode, Rng, Side};
 use weft::sync::{mpmc, mpsc, Select};
 use weft::Runtime;
 
@@ -52,10 +52,6 @@ const ITERATION_DEADLINE: Duration = Duration::from_secs(10);
 const WAKER_DEADLINE: Duration = Duration::from_secs(20);
 /// The timeout the "nothing arrives" checks wait out.
 const SHORT: Duration = Duration::from_millis(20);
-/// Seeded delays are uniform in `0..=2^e µs`, with `e` uniform in `0..=MAX_JITTER_EXP`: short
-/// and long delays (up to 2 ms, past the 1 ms a worker's idle timer wait rounds to) both come
-/// up often.
-const MAX_JITTER_EXP: u64 = 11;
 
 fn select_messages() -> usize {
     support::sized(CI_SELECT_MESSAGES, FULL_SELECT_MESSAGES)
@@ -63,25 +59,6 @@ fn select_messages() -> usize {
 
 fn select_iterations() -> usize {
     support::sized(CI_SELECT_ITERATIONS, FULL_SELECT_ITERATIONS)
-}
-
-/// A seeded delay; see [`MAX_JITTER_EXP`].
-fn jitter(rng: &mut Rng) -> Duration {
-    let exp = rng.below(MAX_JITTER_EXP + 1);
-    Duration::from_nanos(rng.below((1000 << exp) + 1))
-}
-
-/// Lets `d` pass, yielding (in a coroutine, so a timer on the same worker can fire) or
-/// spinning (on a thread).
-fn delay(d: Duration) {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if weft::is_coroutine() {
-            weft::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
-    }
 }
 
 /// What a `try_recv` found.
@@ -149,25 +126,14 @@ struct Four {
 
 /// Four new channels and `SELECT_PRODUCERS` sending ends of each, channel by channel.
 fn four_channels() -> (Four, Vec<SendFn>) {
-    fn sending<S: Clone + Send + 'static>(
-        tx: S,
-        send: fn(&S, Msg) -> Result<(), Msg>,
-    ) -> Vec<SendFn> {
-        (0..SELECT_PRODUCERS)
-            .map(|_| {
-                let tx = tx.clone();
-                Box::new(move |msg| send(&tx, msg)) as SendFn
-            })
-            .collect()
-    }
     let (tx0, mpsc_unbounded) = mpsc::channel();
     let (tx1, mpsc_rendezvous) = mpsc::sync_channel(0);
     let (tx2, mpmc_unbounded) = mpmc::channel();
     let (tx3, mpmc_bounded) = mpmc::sync_channel(1);
-    let mut senders = sending(tx0, |tx, m| tx.send(m).map_err(|e| e.0));
-    senders.extend(sending(tx1, |tx, m| tx.send(m).map_err(|e| e.0)));
-    senders.extend(sending(tx2, |tx, m| tx.send(m).map_err(|e| e.0)));
-    senders.extend(sending(tx3, |tx, m| tx.send(m).map_err(|e| e.0)));
+    let mut senders = ledger::senders(&tx0, SELECT_PRODUCERS);
+    senders.extend(ledger::senders(&tx1, SELECT_PRODUCERS));
+    senders.extend(ledger::senders(&tx2, SELECT_PRODUCERS));
+    senders.extend(ledger::senders(&tx3, SELECT_PRODUCERS));
     (Four { mpsc_unbounded, mpsc_rendezvous, mpmc_unbounded, mpmc_bounded }, senders)
 }
 
@@ -268,12 +234,7 @@ fn select_delivers_every_message_once() {
             move || select_four(&ledger, four, &stats, rng)
         };
         handles.push(("selector".to_owned(), spawn_on(selector, Some(&rt), "selector", body)));
-        for (p, send) in senders.into_iter().enumerate() {
-            let who = format!("producer {p} ({:?})", alternate(p));
-            let (ledger, rng) = (Arc::clone(&ledger), rng.fork());
-            let body = move || ledger.produce(p, send, rng);
-            handles.push((who.clone(), spawn_on(alternate(p), Some(&rt), &who, body)));
-        }
+        handles.extend(spawn_producers(&ledger, senders, alternate, Some(&rt), &mut rng));
         let panics = finish(&ledger, handles);
         ledger.verify(&panics);
         println!(
@@ -365,19 +326,9 @@ fn select_macro_delivers_every_message_once() {
         let (tx_a, a) = mpsc::channel();
         let (tx_b, b) = mpmc::sync_channel(16);
         let (tx_c, c) = mpsc::sync_channel(0);
-        let mut senders: Vec<SendFn> = Vec::new();
-        for _ in 0..SELECT_PRODUCERS {
-            let tx = tx_a.clone();
-            senders.push(Box::new(move |m| tx.send(m).map_err(|e| e.0)));
-        }
-        for _ in 0..SELECT_PRODUCERS {
-            let tx = tx_b.clone();
-            senders.push(Box::new(move |m| tx.send(m).map_err(|e| e.0)));
-        }
-        for _ in 0..SELECT_PRODUCERS {
-            let tx = tx_c.clone();
-            senders.push(Box::new(move |m| tx.send(m).map_err(|e| e.0)));
-        }
+        let mut senders = ledger::senders(&tx_a, SELECT_PRODUCERS);
+        senders.extend(ledger::senders(&tx_b, SELECT_PRODUCERS));
+        senders.extend(ledger::senders(&tx_c, SELECT_PRODUCERS));
         let started = Instant::now();
         let mut handles = Vec::new();
         let body = {
@@ -385,12 +336,7 @@ fn select_macro_delivers_every_message_once() {
             move || select_macro_loop(&ledger, (a, b, c), (tx_a, tx_b, tx_c))
         };
         handles.push(("selector".to_owned(), spawn_on(selector, Some(&rt), "selector", body)));
-        for (p, send) in senders.into_iter().enumerate() {
-            let who = format!("producer {p} ({:?})", alternate(p));
-            let (ledger, rng) = (Arc::clone(&ledger), rng.fork());
-            let body = move || ledger.produce(p, send, rng);
-            handles.push((who.clone(), spawn_on(alternate(p), Some(&rt), &who, body)));
-        }
+        handles.extend(spawn_producers(&ledger, senders, alternate, Some(&rt), &mut rng));
         let panics = finish(&ledger, handles);
         ledger.verify(&panics);
         println!("[{}] {} in {:?}", ledger.label, ledger.counts(), started.elapsed());
@@ -558,11 +504,7 @@ fn timeout_races_send(
             }
         }
     };
-    let sender = spawn_on(sender, Some(rt), "sender", sending);
-    let selector = spawn_on(selector, Some(rt), "selector", selecting);
-    let sender = sender.join().unwrap_or_else(|_| Err("sender panicked".to_owned()));
-    let selector = selector.join().unwrap_or_else(|_| Err("selector panicked".to_owned()));
-    assert!(sender.is_ok() && selector.is_ok(), "{label}: {selector:?}; {sender:?}");
+    run_pair(rt, label, (selector, selecting), (sender, "sender", sending));
     format!("{iterations} iterations: {}", stats.report())
 }
 
@@ -571,27 +513,12 @@ fn timeout_races_send(
 /// kind of side, and every message still arrives exactly once, in order.
 #[test]
 fn select_timeout_fires_when_nothing_arrives() {
-    let name = "select_timeout_fires_when_nothing_arrives";
-    let wd = support::watchdog(name, support::budget(BUDGET));
-    let seed = wd.seed();
-    let mut rng = Rng::new(seed);
-    let rt = support::runtime(2, Mode::Pinned);
-    wd.watch_runtime("rt", &rt);
-    wd.note("empty channels, on the test thread");
-    timeouts_on_empty_channels("on a thread");
-    wd.note("empty channels, in a coroutine");
-    rt.block_on(|| timeouts_on_empty_channels("in a coroutine"));
-    for (selector, sender) in [
-        (Side::Thread, Side::Coroutine),
-        (Side::Coroutine, Side::Thread),
-        (Side::Coroutine, Side::Coroutine),
-    ] {
-        let label = format!("{name}: selector {selector:?}, sender {sender:?} (WEFT_SEED={seed})");
-        wd.note(label.clone());
-        let started = Instant::now();
-        let report = timeout_races_send(&rt, &label, selector, sender, &mut rng);
-        println!("[{label}] {report} in {:?}", started.elapsed());
-    }
+    race_test(
+        "select_timeout_fires_when_nothing_arrives",
+        ("empty channels", timeouts_on_empty_channels),
+        "sender",
+        timeout_races_send,
+    );
 }
 
 /// A channel of the disconnection race: either kind.
@@ -774,11 +701,7 @@ fn disconnect_races_select(
             Ok(())
         }
     };
-    let dropper = spawn_on(dropper, Some(rt), "dropper", dropping);
-    let selector = spawn_on(selector, Some(rt), "selector", selecting);
-    let selector = selector.join().unwrap_or_else(|_| Err("selector panicked".to_owned()));
-    let dropper = dropper.join().unwrap_or_else(|_| Err("dropper panicked".to_owned()));
-    assert!(selector.is_ok() && dropper.is_ok(), "{label}: {selector:?}; {dropper:?}");
+    run_pair(rt, label, (selector, selecting), (dropper, "dropper", dropping));
     format!("{iterations} iterations: {}", stats.report())
 }
 
@@ -787,26 +710,61 @@ fn disconnect_races_select(
 /// and the dropper on each kind of side.
 #[test]
 fn select_reports_disconnected() {
-    let name = "select_reports_disconnected";
+    race_test(
+        "select_reports_disconnected",
+        ("buffered", disconnection_after_buffered),
+        "dropper",
+        disconnect_races_select,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The frame of the two race tests
+// ---------------------------------------------------------------------------------------------
+
+/// A race of the selector against one other side: `(runtime, label, selector's side, other's
+/// side, generator)`; returns the report line.
+type RaceFn = fn(&Runtime, &str, Side, Side, &mut Rng) -> String;
+
+/// Runs `fixed` (a fixed check, noted as `topic`) on the test thread and in a coroutine, then
+/// `race` with the selector and the `other` side on each pairing of sides.
+fn race_test(name: &str, (topic, fixed): (&str, fn(&str)), other: &str, race: RaceFn) {
     let wd = support::watchdog(name, support::budget(BUDGET));
     let seed = wd.seed();
     let mut rng = Rng::new(seed);
     let rt = support::runtime(2, Mode::Pinned);
     wd.watch_runtime("rt", &rt);
-    wd.note("buffered, on the test thread");
-    disconnection_after_buffered("on a thread");
-    wd.note("buffered, in a coroutine");
-    rt.block_on(|| disconnection_after_buffered("in a coroutine"));
-    for (selector, dropper) in [
+    wd.note(format!("{topic}, on the test thread"));
+    fixed("on a thread");
+    wd.note(format!("{topic}, in a coroutine"));
+    rt.block_on(|| fixed("in a coroutine"));
+    for (selector, side) in [
         (Side::Thread, Side::Coroutine),
         (Side::Coroutine, Side::Thread),
         (Side::Coroutine, Side::Coroutine),
     ] {
-        let label =
-            format!("{name}: selector {selector:?}, dropper {dropper:?} (WEFT_SEED={seed})");
+        let label = format!("{name}: selector {selector:?}, {other} {side:?} (WEFT_SEED={seed})");
         wd.note(label.clone());
         let started = Instant::now();
-        let report = disconnect_races_select(&rt, &label, selector, dropper, &mut rng);
+        let report = race(&rt, &label, selector, side, &mut rng);
         println!("[{label}] {report} in {:?}", started.elapsed());
     }
+}
+
+/// Runs `selecting` on the selector's side and `other` (named `who`) on its own, joins both
+/// and asserts both came back `Ok`; a panic counts as an `Err` with its message.
+fn run_pair<S, O>(
+    rt: &Runtime,
+    label: &str,
+    (side, selecting): (Side, S),
+    (other_side, who, other): (Side, &str, O),
+) where
+    S: FnOnce() -> Result<(), String> + Send + 'static,
+    O: FnOnce() -> Result<(), String> + Send + 'static,
+{
+    let other = spawn_on(other_side, Some(rt), who, other);
+    let selector = spawn_on(side, Some(rt), "selector", selecting);
+    let selector = selector.result("selector").and_then(|r| r);
+    let other = other.result(who).and_then(|r| r);
+    assert!(selector.is_ok() && other.is_ok(), "{label}: {selector:?}; {other:?}");
 }

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::peers::{flag, hang, peer, peer_on, start_blocked, Blocked, Peer, SHORT};
-use support::Mode;
+use support::peers::{flag, peer, peer_on, start_blocked, Blocked, SHORT};
+use support::{hang, Handle};
 use weft::sync::mpsc::{self, RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 use weft::sync::{mpmc, Barrier, Condvar, Mutex, Once, OnceLock, RwLock};
 
@@ -364,7 +364,7 @@ const PER_PRODUCER: usize = 500;
 fn per_sender_order() {
     for bound in [None, Some(0), Some(4)] {
         let (tx, rx) = channel_of::<(usize, usize)>(bound);
-        let producers: Vec<Peer<()>> = (0..PRODUCERS)
+        let producers: Vec<Handle<()>> = (0..PRODUCERS)
             .map(|p| {
                 let tx = tx.clone();
                 peer(move || (0..PER_PRODUCER).for_each(|i| tx.send((p, i)).unwrap()))
@@ -409,7 +409,7 @@ fn mpmc_delivery<S: Clone + Send + 'static>(
     send: fn(&S, usize),
 ) {
     let shared = Arc::new(rx.clone());
-    let mut receivers: Vec<Peer<Vec<usize>>> = (0..MPMC_RECEIVERS)
+    let mut receivers: Vec<Handle<Vec<usize>>> = (0..MPMC_RECEIVERS)
         .map(|r| {
             let rx = rx.clone();
             peer_on(rt, r % 2 == 0, move || rx.iter().collect::<Vec<_>>())
@@ -422,7 +422,7 @@ fn mpmc_delivery<S: Clone + Send + 'static>(
         receivers.push(peer_on(rt, side == 0, drain));
     }
     drop(shared);
-    let senders: Vec<Peer<()>> = (0..MPMC_SENDERS)
+    let senders: Vec<Handle<()>> = (0..MPMC_SENDERS)
         .map(|s| {
             let tx = tx.clone();
             peer_on(rt, s % 2 == 1, move || {
@@ -448,7 +448,7 @@ fn mpmc_receivers_clone_and_each_message_is_delivered_once() {
         "mpmc_receivers_clone_and_each_message_is_delivered_once",
         support::budget(Duration::from_secs(120)),
     );
-    for mode in [Mode::Pinned, Mode::Migrating] {
+    for mode in support::MODES {
         let rt = support::runtime(2, mode);
         wd.watch_runtime("rt", &rt);
         wd.note(format!("{mode:?}: unbounded"));

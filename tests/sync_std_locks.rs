@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::peers::{flag, hang, peer, peer_on, wait_for, Peer, SHORT};
-use support::Mode;
+use support::peers::{flag, peer, peer_on, wait_for, SHORT};
+use support::{hang, Handle, Mode};
 use weft::sync::{
     Barrier, Condvar, LockResult, Mutex, MutexGuard, Once, OnceLock, RwLock, Semaphore,
     TryLockError,
@@ -272,7 +272,7 @@ fn rwlock_poisoned_only_by_writers() {
 }
 
 /// Holds `lock` (a write guard if `write`) on a peer until `release` is set.
-fn hold_rwlock(lock: &Arc<RwLock<u32>>, write: bool, release: &Arc<AtomicBool>) -> Peer<()> {
+fn hold_rwlock(lock: &Arc<RwLock<u32>>, write: bool, release: &Arc<AtomicBool>) -> Handle<()> {
     let (lock, release, held) = (Arc::clone(lock), Arc::clone(release), flag());
     let held2 = Arc::clone(&held);
     let holder = peer(move || {
@@ -464,7 +464,7 @@ const CONDVAR_WAITERS: usize = 4;
 
 /// Starts [`CONDVAR_WAITERS`] peers that each announce themselves under the lock and then
 /// `wait` on the condvar with the guard; returns once every one of them is waiting.
-fn start_waiters(pair: &Pair, wait: fn(&Condvar, MutexGuard<'_, State>)) -> Vec<Peer<()>> {
+fn start_waiters(pair: &Pair, wait: fn(&Condvar, MutexGuard<'_, State>)) -> Vec<Handle<()>> {
     let waiters = (0..CONDVAR_WAITERS)
         .map(|_| {
             let pair = Arc::clone(pair);
@@ -589,7 +589,7 @@ fn barrier_one_leader_per_generation_mixed() {
     let (coroutines, threads) = (5, 3);
     let barrier = Arc::new(Barrier::new(coroutines + threads));
     let generations = Generations::new(coroutines + threads);
-    let peers: Vec<Peer<()>> = (0..coroutines + threads)
+    let peers: Vec<Handle<()>> = (0..coroutines + threads)
         .map(|i| {
             let (barrier, generations) = (Arc::clone(&barrier), Arc::clone(&generations));
             peer_on(&rt, i < coroutines, move || generations.participate(&barrier))

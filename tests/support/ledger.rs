@@ -20,17 +20,18 @@
 //! 4. [`Ledger::verify`] asserts no fault, no panic and every entry exactly 1: a lost message
 //!    leaves its entry at 0, a duplicated one takes it to 2, and the failure lists them.
 //!
-//! The sides run as coroutines ([`Side::Coroutine`]) or plain threads ([`Side::Thread`]), so
-//! that each kind of waiter is woken by each kind of waker.
+//! The sides run as coroutines or plain threads ([`super::Side`], [`super::spawn_on`]), so that
+//! each kind of waiter is woken by each kind of waker.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
+use weft::sync::mpmc;
 use weft::Runtime;
 
-use super::Rng;
+use super::{pause, spawn_on, Handle, Rng, Side};
 
 /// A producer yields after a seeded 1..=MAX_PACE sends, so coroutines on one worker take turns.
 const MAX_PACE: u64 = 64;
@@ -230,62 +231,64 @@ impl<'a> Tally<'a> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sides: coroutines and plain threads
+// Producers
 // ---------------------------------------------------------------------------------------------
 
-/// Where one side of a run executes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// A coroutine on the runtime under test.
-    Coroutine,
-    /// A plain thread.
-    Thread,
+/// A sending end of any kind of `weft::sync` channel of [`Msg`].
+pub trait Sending: Clone + Send + 'static {
+    /// Sends `msg`; gives it back if no receiver is left.
+    fn send_msg(&self, msg: Msg) -> Result<(), Msg>;
 }
 
-/// A running side.
-pub enum Handle<T> {
-    Coroutine(weft::JoinHandle<T>),
-    Thread(std::thread::JoinHandle<T>),
-}
-
-impl<T> Handle<T> {
-    pub fn is_finished(&self) -> bool {
-        match self {
-            Handle::Coroutine(h) => h.is_finished(),
-            Handle::Thread(h) => h.is_finished(),
+macro_rules! sending {
+    ($($sender:ty),*) => {$(
+        impl Sending for $sender {
+            fn send_msg(&self, msg: Msg) -> Result<(), Msg> {
+                self.send(msg).map_err(|e| e.0)
+            }
         }
-    }
-
-    pub fn join(self) -> std::thread::Result<T> {
-        match self {
-            Handle::Coroutine(h) => h.join(),
-            Handle::Thread(h) => h.join(),
-        }
-    }
+    )*};
 }
 
-/// Starts `f` on `side`: a coroutine of `rt`, or a new thread named `name`.
-pub fn spawn_on<T, F>(side: Side, rt: Option<&Runtime>, name: &str, f: F) -> Handle<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    match side {
-        Side::Coroutine => Handle::Coroutine(rt.expect("a runtime for coroutines").spawn(f)),
-        Side::Thread => Handle::Thread(
-            std::thread::Builder::new().name(name.to_owned()).spawn(f).expect("spawn a thread"),
-        ),
-    }
+// `mpsc` shares its sending ends with `mpmc`.
+sending!(mpmc::Sender<Msg>, mpmc::SyncSender<Msg>);
+
+/// `n` producers' handles on the sending end `tx`, each a clone of it.
+pub fn senders(tx: &impl Sending, n: usize) -> Vec<SendFn> {
+    (0..n)
+        .map(|_| {
+            let tx = tx.clone();
+            Box::new(move |msg| tx.send_msg(msg)) as SendFn
+        })
+        .collect()
 }
 
-/// Gives the processor to others briefly: a coroutine yields its worker, a thread its core.
-pub fn pause() {
-    if weft::is_coroutine() {
-        weft::yield_now();
-    } else {
-        std::thread::yield_now();
-    }
+/// Starts producer `p` of `senders` on `side(p)` (a coroutine of `rt` or a thread), running
+/// [`Ledger::produce`] with a generator forked from `rng`; returns the sides by name, for
+/// [`finish`].
+pub fn spawn_producers(
+    ledger: &Arc<Ledger>,
+    senders: Vec<SendFn>,
+    side: impl Fn(usize) -> Side,
+    rt: Option<&Runtime>,
+    rng: &mut Rng,
+) -> Vec<(String, Handle<usize>)> {
+    senders
+        .into_iter()
+        .enumerate()
+        .map(|(p, send)| {
+            let who = format!("producer {p} ({:?})", side(p));
+            let (ledger, rng) = (Arc::clone(ledger), rng.fork());
+            let body = move || ledger.produce(p, send, rng);
+            let handle = spawn_on(side(p), rt, &who, body);
+            (who, handle)
+        })
+        .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Finishing a run
+// ---------------------------------------------------------------------------------------------
 
 /// Waits for every side to finish, failing if the ledger stops moving for `STALL_LIMIT` first;
 /// returns the sides' panics, by name.

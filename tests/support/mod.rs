@@ -313,6 +313,110 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The bound on anything that must happen: far above any scheduling delay, below the
+/// watchdog's budget.
+pub fn hang() -> Duration {
+    budget(Duration::from_secs(30))
+}
+
+/// Gives the processor to others briefly: a coroutine yields its worker, a thread its core.
+pub fn pause() {
+    if weft::is_coroutine() {
+        weft::yield_now();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// Seeded delays and timeouts are uniform in `0..=2^e µs`, with `e` uniform in
+/// `0..=MAX_JITTER_EXP`: short and long ones (up to 2 ms, past the 1 ms a worker's idle timer
+/// wait rounds to) both come up often.
+pub const MAX_JITTER_EXP: u64 = 11;
+
+/// A seeded delay or timeout; see [`MAX_JITTER_EXP`].
+pub fn jitter(rng: &mut Rng) -> Duration {
+    let exp = rng.below(MAX_JITTER_EXP + 1);
+    Duration::from_nanos(rng.below((1000 << exp) + 1))
+}
+
+/// Lets `d` pass, yielding (in a coroutine, so that a timer of the same worker can fire) or
+/// spinning (on a thread).
+pub fn delay(d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if weft::is_coroutine() {
+            weft::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sides: coroutines and plain threads
+// ---------------------------------------------------------------------------------------------
+
+/// Where one side of a test executes, so that each kind of waiter meets each kind of waker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// A coroutine on the runtime under test.
+    Coroutine,
+    /// A plain thread.
+    Thread,
+}
+
+/// A running side: a coroutine or a thread.
+pub enum Handle<T> {
+    Coroutine(weft::JoinHandle<T>),
+    Thread(std::thread::JoinHandle<T>),
+}
+
+impl<T> Handle<T> {
+    pub fn is_finished(&self) -> bool {
+        match self {
+            Handle::Coroutine(h) => h.is_finished(),
+            Handle::Thread(h) => h.is_finished(),
+        }
+    }
+
+    pub fn join(self) -> std::thread::Result<T> {
+        match self {
+            Handle::Coroutine(h) => h.join(),
+            Handle::Thread(h) => h.join(),
+        }
+    }
+
+    /// Joins the side; a panic comes back as `Err("<who> panicked: <message>")`.
+    pub fn result(self, who: &str) -> Result<T, String> {
+        self.join().map_err(|p| format!("{who} panicked: {}", panic_message(&*p).unwrap_or("?")))
+    }
+
+    /// Joins a side that must finish (within [`hang`]) without panicking.
+    pub fn value(self, what: &str) -> T {
+        assert!(
+            wait_until(hang(), || self.is_finished()),
+            "{what}: still blocked after {:?}",
+            hang()
+        );
+        self.join()
+            .unwrap_or_else(|p| panic!("{what}: panicked: {}", panic_message(&*p).unwrap_or("?")))
+    }
+}
+
+/// Starts `f` on `side`: a coroutine of `rt`, or a new thread named `name`.
+pub fn spawn_on<T, F>(side: Side, rt: Option<&Runtime>, name: &str, f: F) -> Handle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match side {
+        Side::Coroutine => Handle::Coroutine(rt.expect("a runtime for coroutines").spawn(f)),
+        Side::Thread => Handle::Thread(
+            std::thread::Builder::new().name(name.to_owned()).spawn(f).expect("spawn a thread"),
+        ),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runtimes
 // ---------------------------------------------------------------------------------------------
@@ -325,6 +429,9 @@ pub enum Mode {
     /// `migrate_started_coroutines()`: started coroutines may be stolen too.
     Migrating,
 }
+
+/// Both modes, for the tests that run in each.
+pub const MODES: [Mode; 2] = [Mode::Pinned, Mode::Migrating];
 
 /// A runtime builder with `workers` workers in `mode`.
 pub fn builder(workers: usize, mode: Mode) -> weft::runtime::Builder {
@@ -362,7 +469,7 @@ pub fn on_thread_and_coroutines(name: &str, check: fn()) {
     let wd = watchdog(name, Duration::from_secs(60));
     wd.note("on the test thread");
     check();
-    for mode in [Mode::Pinned, Mode::Migrating] {
+    for mode in MODES {
         wd.note(format!("in a coroutine, {mode:?}"));
         let rt = runtime(2, mode);
         wd.watch_runtime("rt", &rt);
@@ -383,6 +490,29 @@ pub fn tcp_pair() -> (weft::net::TcpStream, weft::net::TcpStream) {
     assert_eq!(peer, client.local_addr().expect("client address"));
     (client, server)
 }
+
+/// The stream sockets, TCP and Unix, for the checks that run over either: a second handle on
+/// the same socket, and a half-close.
+pub trait Stream: Read + Write + Send + Sync + Sized + 'static {
+    fn try_clone(&self) -> std::io::Result<Self>;
+    fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()>;
+}
+
+macro_rules! stream {
+    ($($stream:ty),*) => {$(
+        impl Stream for $stream {
+            fn try_clone(&self) -> std::io::Result<Self> {
+                <$stream>::try_clone(self)
+            }
+
+            fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
+                <$stream>::shutdown(self, how)
+            }
+        }
+    )*};
+}
+
+stream!(weft::net::TcpStream, weft::net::UnixStream);
 
 /// A socket path under the temp dir, `weft-<pid>-<n>-<tag>.sock`, unique in this process and
 /// removed on drop (and, should a stale one exist, at creation).
@@ -599,18 +729,9 @@ pub fn run_child(
     envs: &[(&str, &str)],
     timeout: Duration,
 ) -> ChildOutput {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut command = Command::new(exe);
-    command
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, scenario)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in envs {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("spawn the child test process");
+    let mut child = child_command(test, scenario, envs, Stdio::null())
+        .spawn()
+        .expect("spawn the child test process");
     let pid = child.id();
     let stdout = drain(child.stdout.take().expect("child stdout"));
     let stderr = drain(child.stderr.take().expect("child stderr"));
@@ -632,6 +753,23 @@ pub fn run_child(
     ChildOutput { status, stdout: join_drain(stdout), stderr: join_drain(stderr) }
 }
 
+/// `<this test binary> --exact <test> --nocapture --test-threads=1` with
+/// `WEFT_TEST_CHILD=<scenario>` and `envs`, stdin from `stdin`, stdout and stderr piped.
+fn child_command(test: &str, scenario: &str, envs: &[(&str, &str)], stdin: Stdio) -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, scenario)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command
+}
+
 fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
@@ -647,6 +785,21 @@ fn join_drain(handle: std::thread::JoinHandle<String>) -> String {
 // ---------------------------------------------------------------------------------------------
 // Statistics
 // ---------------------------------------------------------------------------------------------
+
+/// The `key=value` fields after `prefix` in the first line of `stdout` that holds it (a child's
+/// report line; libtest's "test ... " may precede it on the line).
+pub fn report_fields(
+    stdout: &str,
+    prefix: &str,
+) -> Option<std::collections::HashMap<String, u128>> {
+    let line = stdout.lines().find_map(|l| l.split_once(prefix).map(|(_, rest)| rest))?;
+    line.split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
 
 /// The `p`-th percentile (0..=100) of sorted `values`, nearest-rank.
 pub fn percentile(sorted: &[Duration], p: u32) -> Duration {
@@ -719,17 +872,7 @@ pub struct Child {
 pub fn spawn_child(test: &str, scenario: &str, envs: &[(&str, &str)]) -> Child {
     use std::os::unix::process::CommandExt;
 
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut command = Command::new(exe);
-    command
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, scenario)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in envs {
-        command.env(key, value);
-    }
+    let mut command = child_command(test, scenario, envs, Stdio::piped());
     // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
     // async-signal-safe and touches no memory of ours.
     unsafe {

@@ -10,34 +10,23 @@
 //!    it: the watcher runs again only once the peer has given the worker back, and the peer's
 //!    only way to do that is to park inside the call.
 //!
-//! Every wait that must end is bounded by [`hang`].
+//! Every wait that must end is bounded by [`super::hang`].
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Mode;
+use super::{hang, Handle, Mode, Side};
 
 /// The timeout of the checks that time out on purpose.
 pub const SHORT: Duration = Duration::from_millis(30);
 
-/// The bound on anything that must happen: far above any scheduling delay.
-pub fn hang() -> Duration {
-    super::budget(Duration::from_secs(30))
-}
-
-/// A task of the caller's kind: a coroutine of the caller's runtime, or a thread.
-pub enum Peer<T> {
-    Coroutine(weft::JoinHandle<T>),
-    Thread(std::thread::JoinHandle<T>),
-}
-
 /// Starts `f` on a peer of the caller's kind.
-pub fn peer<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Peer<T> {
+pub fn peer<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Handle<T> {
     if weft::is_coroutine() {
-        Peer::Coroutine(weft::spawn(f))
+        Handle::Coroutine(weft::spawn(f))
     } else {
-        Peer::Thread(std::thread::spawn(f))
+        Handle::Thread(std::thread::spawn(f))
     }
 }
 
@@ -46,45 +35,14 @@ pub fn peer_on<T: Send + 'static>(
     rt: &weft::Runtime,
     coroutine: bool,
     f: impl FnOnce() -> T + Send + 'static,
-) -> Peer<T> {
-    if coroutine {
-        Peer::Coroutine(rt.spawn(f))
-    } else {
-        Peer::Thread(std::thread::spawn(f))
-    }
-}
-
-impl<T> Peer<T> {
-    pub fn is_finished(&self) -> bool {
-        match self {
-            Peer::Coroutine(h) => h.is_finished(),
-            Peer::Thread(h) => h.is_finished(),
-        }
-    }
-
-    pub fn join(self) -> std::thread::Result<T> {
-        match self {
-            Peer::Coroutine(h) => h.join(),
-            Peer::Thread(h) => h.join(),
-        }
-    }
-
-    /// Joins a peer that must finish (within [`hang`]) without panicking.
-    pub fn value(self, what: &str) -> T {
-        assert!(
-            super::wait_until(hang(), || self.is_finished()),
-            "{what}: still blocked after {:?}",
-            hang()
-        );
-        self.join().unwrap_or_else(|p| {
-            panic!("{what}: panicked: {}", super::panic_message(&*p).unwrap_or("?"))
-        })
-    }
+) -> Handle<T> {
+    let side = if coroutine { Side::Coroutine } else { Side::Thread };
+    super::spawn_on(side, Some(rt), "peer", f)
 }
 
 /// A peer known to be blocked in a call; see [`start_blocked`].
 pub struct Blocked<T> {
-    peer: Peer<T>,
+    peer: Handle<T>,
     /// The one-worker runtime of a coroutine peer; dropped after the peer is joined.
     _rt: Option<Arc<weft::Runtime>>,
 }
@@ -117,7 +75,7 @@ pub fn start_blocked<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
             assert!(super::wait_until(hang(), || about.load(Ordering::SeqCst)));
             handle
         });
-        Blocked { peer: Peer::Coroutine(handle), _rt: Some(rt) }
+        Blocked { peer: Handle::Coroutine(handle), _rt: Some(rt) }
     } else {
         let tid = Arc::new(AtomicI32::new(0));
         let tid2 = Arc::clone(&tid);
@@ -129,7 +87,7 @@ pub fn start_blocked<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
             super::wait_sleeping(&tid, hang()),
             "the peer thread did not block (it is not asleep in the kernel)"
         );
-        Blocked { peer: Peer::Thread(thread), _rt: None }
+        Blocked { peer: Handle::Thread(thread), _rt: None }
     }
 }
 

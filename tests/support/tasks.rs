@@ -1,7 +1,7 @@
 //! Tasks on either side for the lock tests (`tests/sync_mutex.rs`, `tests/sync_locks.rs`): a
-//! [`Task`] runs on a coroutine of the runtime under test or on a plain thread, and [`finish`]
-//! joins a batch of them within [`hang`], so that a lost wake-up or a deadlock fails the test
-//! with a message instead of running into the watchdog's abort.
+//! task runs on a coroutine of the runtime under test or on a plain thread ([`super::spawn_on`]),
+//! and [`finish`] joins a batch of them within [`super::hang`], so that a lost wake-up or a
+//! deadlock fails the test with a message instead of running into the watchdog's abort.
 //!
 //! What the tasks do inside a lock: [`hold`] (a coroutine yields, so every other coroutine of
 //! its worker runs and finds the lock taken; a thread spins), [`Exclusive`] (an
@@ -15,64 +15,20 @@ use std::time::Duration;
 
 use weft::sync::{TryLockError, TryLockResult};
 
-use super::{Mode, Rng, Watchdog};
+use super::{hang, pause, Handle, Mode, Rng, Side, Watchdog};
 
 /// Spins a thread does while it holds a lock: long enough that others pile up behind it,
 /// short enough to keep the tight loop tight.
 const THREAD_HOLD_SPINS: u32 = 200;
 
-/// The bound on anything that must finish: far above any scheduling delay, below the
-/// watchdog's budget.
-pub fn hang() -> Duration {
-    super::budget(Duration::from_secs(30))
-}
-
-/// Where a task runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// A coroutine of the runtime under test.
-    Coroutine,
-    /// A plain thread.
-    Thread,
-}
-
-/// A task started on a coroutine or a thread.
-pub enum Task {
-    Coroutine(weft::JoinHandle<()>),
-    Thread(std::thread::JoinHandle<()>),
-}
-
-impl Task {
-    pub fn start(rt: &weft::Runtime, side: Side, f: impl FnOnce() + Send + 'static) -> Task {
-        match side {
-            Side::Coroutine => Task::Coroutine(rt.spawn(f)),
-            Side::Thread => Task::Thread(std::thread::spawn(f)),
-        }
-    }
-
-    pub fn is_finished(&self) -> bool {
-        match self {
-            Task::Coroutine(h) => h.is_finished(),
-            Task::Thread(h) => h.is_finished(),
-        }
-    }
-
-    pub fn join(self) -> std::thread::Result<()> {
-        match self {
-            Task::Coroutine(h) => h.join(),
-            Task::Thread(h) => h.join(),
-        }
-    }
-}
-
-/// Waits up to [`hang`] for every task, then joins them. Panics naming how many are still
+/// Waits up to [`super::hang`] for every task, then joins them. Panics naming how many are still
 /// running (a lost wake-up or a deadlock) or what the panicked ones said.
 ///
 /// On a hang the runtime is leaked on purpose: dropping it would wait for coroutines that
 /// never finish, and the failure would turn into a watchdog abort without this message.
-pub fn finish(wd: &Watchdog, rt: &Arc<weft::Runtime>, tasks: Vec<Task>, what: &str) {
+pub fn finish(wd: &Watchdog, rt: &Arc<weft::Runtime>, tasks: Vec<Handle<()>>, what: &str) {
     let limit = hang();
-    if !super::wait_until(limit, || tasks.iter().all(Task::is_finished)) {
+    if !super::wait_until(limit, || tasks.iter().all(Handle::is_finished)) {
         let stuck = tasks.iter().filter(|t| !t.is_finished()).count();
         let message =
             format!("{what}: {stuck} of {} tasks still running after {limit:?}", tasks.len());
@@ -96,15 +52,6 @@ pub fn finish(wd: &Watchdog, rt: &Arc<weft::Runtime>, tasks: Vec<Task>, what: &s
         failures.len(),
         failures[..failures.len().min(4)].join("\n")
     );
-}
-
-/// Lets others run: a yield in a coroutine, a `sched_yield` on a thread.
-pub fn pause() {
-    if weft::is_coroutine() {
-        weft::yield_now();
-    } else {
-        std::thread::yield_now();
-    }
 }
 
 /// What a lock holder does while it holds: a coroutine yields (so every other coroutine of its
@@ -136,7 +83,7 @@ impl Exclusive {
 }
 
 /// Retries `try_lock` (a `try_lock`, `try_read` or `try_write`) until it returns the guard,
-/// calling `busy` and then [`pause`] on every `WouldBlock`. Poison panics, after `what`.
+/// calling `busy` and then [`super::pause`] on every `WouldBlock`. Poison panics, after `what`.
 pub fn retry<G>(
     mut try_lock: impl FnMut() -> TryLockResult<G>,
     mut busy: impl FnMut(),
