@@ -31,6 +31,7 @@ mod backoff;
 mod socket;
 mod sys;
 mod tcp;
+pub mod http;
 mod udp;
 mod unix;
 

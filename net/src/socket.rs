@@ -29,7 +29,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 use weft_runtime::reactor::{Interest, Notifier, Registration};
@@ -229,6 +229,17 @@ impl Socket {
         self.reg.io(self.raw(), Interest::Writable, || timeout, op)
     }
 
+    /// As [`Socket::read_with`] or [`Socket::write_with`] by `interest`, with a fixed
+    /// deadline in place of the direction's timeout (the HTTP server's budgets span calls).
+    pub(crate) fn io_until<T>(
+        &self,
+        interest: Interest,
+        deadline: Option<Instant>,
+        op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.reg.io_until(self.raw(), interest, deadline, op)
+    }
+
     fn io<T>(
         &self,
         interest: Interest,
@@ -258,6 +269,19 @@ impl Socket {
         let sock = SockRef::from(&self.fd);
         let bufs = &bufs[..bufs.len().min(IOV_MAX)];
         self.write_with(|| sock.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL))
+    }
+
+    /// As [`Socket::send_vectored`], waiting for writability until `deadline` at most.
+    pub(crate) fn send_vectored_until(
+        &self,
+        bufs: &[io::IoSlice<'_>],
+        deadline: Option<Instant>,
+    ) -> io::Result<usize> {
+        let sock = SockRef::from(&self.fd);
+        let bufs = &bufs[..bufs.len().min(IOV_MAX)];
+        self.io_until(Interest::Writable, deadline, || {
+            sock.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+        })
     }
 
     pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {

@@ -3,9 +3,10 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Type};
+use weft_runtime::reactor::Interest;
 
 use crate::addr::{each_addr, ToSocketAddrs};
 use crate::backoff::AcceptBackoff;
@@ -50,6 +51,13 @@ pub struct TcpListener {
 impl TcpListener {
     fn wrap(sock: Socket) -> TcpListener {
         TcpListener { sock, backoff: AcceptBackoff::default() }
+    }
+
+    /// Shuts the listening socket down: `accept` calls waiting on it wake and fail, and so do
+    /// later ones (the HTTP server's shutdown).
+    pub(crate) fn stop_accepting(&self) {
+        // A listener that is not listening any more has nothing left to stop.
+        let _ = self.sock.shutdown(std::net::Shutdown::Read);
     }
 
     /// Creates a listener bound to `addr`, as [`std::net::TcpListener::bind`]: each resolved
@@ -189,6 +197,22 @@ pub struct TcpStream {
 impl TcpStream {
     fn wrap(sock: Socket) -> TcpStream {
         TcpStream { sock }
+    }
+
+    /// `read`, waiting for data until `deadline` at most instead of the read timeout.
+    pub(crate) fn read_until(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+        let view = self.sock.view::<std::net::TcpStream>();
+        self.sock.io_until(Interest::Readable, deadline, || io::Read::read(&mut &*view, buf))
+    }
+
+    /// `write_vectored`, waiting for room until `deadline` at most instead of the write
+    /// timeout.
+    pub(crate) fn write_vectored_until(
+        &self,
+        bufs: &[io::IoSlice<'_>],
+        deadline: Option<Instant>,
+    ) -> io::Result<usize> {
+        self.sock.send_vectored_until(bufs, deadline)
     }
 
     /// Opens a connection to `addr`, as [`std::net::TcpStream::connect`]: each resolved

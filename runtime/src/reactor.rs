@@ -316,6 +316,36 @@ impl Registration {
         fd: RawFd,
         interest: Interest,
         timeout: impl Fn() -> Option<Duration>,
+        op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.io_with(fd, interest, |start| timeout().and_then(|t| start.checked_add(t)), op)
+    }
+
+    /// As [`Registration::io`], with a fixed `deadline` in place of a timeout: every wait of
+    /// the call ends by it, however many waits there are. Protocols use this for a budget
+    /// that spans several calls, such as the time a peer has to send a whole request head.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registration::io`]; `TimedOut` once `deadline` has passed, even if `op` was never
+    /// tried (a passed deadline still gets one try of `op` first).
+    pub fn io_until<T>(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        deadline: Option<Instant>,
+        op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.io_with(fd, interest, |_| deadline, op)
+    }
+
+    /// The loop behind `io` and `io_until`: `deadline` maps the start of the first wait to
+    /// the call's deadline, and is read again at each wait.
+    fn io_with<T>(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        deadline: impl Fn(Instant) -> Option<Instant>,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
         let mut start = None;
@@ -331,7 +361,7 @@ impl Registration {
                 worker::count_io(|c| &c.io_spurious);
             }
             let start = *start.get_or_insert_with(Instant::now);
-            let deadline = timeout().and_then(|t| start.checked_add(t));
+            let deadline = deadline(start);
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(io::ErrorKind::TimedOut.into());
             }
