@@ -363,10 +363,18 @@ impl<T: Transport> Conn<'_, T> {
         if self.broken || self.flush().is_err() {
             return;
         }
-        self.io.shutdown_write();
-        let deadline = Some(Instant::now() + LINGER);
         let mut scratch = [0u8; 4096];
         let mut read = 0;
+        if self.rbuf.is_empty() && self.body.is_done() {
+            // Nothing unread that we know of: one look (a deadline already passed means one
+            // try, no wait) tells whether the peer sent more.
+            match self.io.read_until(&mut scratch, Some(Instant::now())) {
+                Ok(n) if n > 0 => read = n,
+                _ => return,
+            }
+        }
+        self.io.shutdown_write();
+        let deadline = Some(Instant::now() + LINGER);
         while read < LINGER_BYTES {
             match self.io.read_until(&mut scratch, deadline) {
                 Ok(0) | Err(_) => break,
