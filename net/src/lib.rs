@@ -28,10 +28,10 @@ compile_error!("weft-net supports Linux only, as weft-runtime does");
 
 mod addr;
 mod backoff;
+pub mod http;
 mod socket;
 mod sys;
 mod tcp;
-pub mod http;
 mod udp;
 mod unix;
 

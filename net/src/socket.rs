@@ -40,6 +40,14 @@ use crate::sys;
 /// as a short write.
 const IOV_MAX: usize = 1024;
 
+/// When a wait of one call gives up: at a fixed instant, or a time after the call's first
+/// wait (which reads no clock unless the call waits).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    At(Instant),
+    After(Duration),
+}
+
 /// A timeout in nanoseconds, 0 for none (std refuses a zero timeout, so 0 is free).
 struct Timeout(AtomicU64);
 
@@ -229,15 +237,26 @@ impl Socket {
         self.reg.io(self.raw(), Interest::Writable, || timeout, op)
     }
 
-    /// As [`Socket::read_with`] or [`Socket::write_with`] by `interest`, with a fixed
-    /// deadline in place of the direction's timeout (the HTTP server's budgets span calls).
+    /// As [`Socket::read_with`] or [`Socket::write_with`] by `interest`, with `deadline` in
+    /// place of the direction's timeout (the HTTP server's budgets span calls).
     pub(crate) fn io_until<T>(
         &self,
         interest: Interest,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        self.reg.io_until(self.raw(), interest, deadline, op)
+        match deadline {
+            Deadline::At(at) => self.reg.io_until(self.raw(), interest, Some(at), op),
+            Deadline::After(dur) => self.reg.io(self.raw(), interest, || Some(dur), op),
+        }
+    }
+
+    /// `send(2)` with `MSG_NOSIGNAL`, waiting for writability until `deadline` at most.
+    pub(crate) fn send_until(&self, buf: &[u8], deadline: Deadline) -> io::Result<usize> {
+        let sock = SockRef::from(&self.fd);
+        self.io_until(Interest::Writable, deadline, || {
+            sock.send_with_flags(buf, libc::MSG_NOSIGNAL)
+        })
     }
 
     fn io<T>(
@@ -275,7 +294,7 @@ impl Socket {
     pub(crate) fn send_vectored_until(
         &self,
         bufs: &[io::IoSlice<'_>],
-        deadline: Option<Instant>,
+        deadline: Deadline,
     ) -> io::Result<usize> {
         let sock = SockRef::from(&self.fd);
         let bufs = &bufs[..bufs.len().min(IOV_MAX)];

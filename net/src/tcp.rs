@@ -3,14 +3,16 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Type};
 use weft_runtime::reactor::Interest;
 
 use crate::addr::{each_addr, ToSocketAddrs};
 use crate::backoff::AcceptBackoff;
-use crate::socket::{check_timeout, delegate, settings, socket_common, stream_io, Socket};
+use crate::socket::{
+    check_timeout, delegate, settings, socket_common, stream_io, Deadline, Socket,
+};
 
 /// The listen backlog: the kernel caps it at `net.core.somaxconn` (4096 by default), which a
 /// burst of thousands of connects needs. std asks for 128.
@@ -200,9 +202,14 @@ impl TcpStream {
     }
 
     /// `read`, waiting for data until `deadline` at most instead of the read timeout.
-    pub(crate) fn read_until(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+    pub(crate) fn read_until(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
         let view = self.sock.view::<std::net::TcpStream>();
         self.sock.io_until(Interest::Readable, deadline, || io::Read::read(&mut &*view, buf))
+    }
+
+    /// `write`, waiting for room until `deadline` at most instead of the write timeout.
+    pub(crate) fn write_until(&self, buf: &[u8], deadline: Deadline) -> io::Result<usize> {
+        self.sock.send_until(buf, deadline)
     }
 
     /// `write_vectored`, waiting for room until `deadline` at most instead of the write
@@ -210,7 +217,7 @@ impl TcpStream {
     pub(crate) fn write_vectored_until(
         &self,
         bufs: &[io::IoSlice<'_>],
-        deadline: Option<Instant>,
+        deadline: Deadline,
     ) -> io::Result<usize> {
         self.sock.send_vectored_until(bufs, deadline)
     }

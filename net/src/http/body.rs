@@ -187,7 +187,11 @@ impl Decoder {
     }
 
     /// Reads body bytes into `out`; `Ok(0)` once the body is complete (or `out` is empty).
-    pub(crate) fn read(&mut self, src: &mut impl Source, out: &mut [u8]) -> Result<usize, BodyError> {
+    pub(crate) fn read(
+        &mut self,
+        src: &mut impl Source,
+        out: &mut [u8],
+    ) -> Result<usize, BodyError> {
         if out.is_empty() {
             return Ok(0);
         }
@@ -199,7 +203,8 @@ impl Decoder {
                     if n == 0 {
                         return Err(unexpected_eof());
                     }
-                    self.state = if left == n as u64 { State::Done } else { State::Length(left - n as u64) };
+                    self.state =
+                        if left == n as u64 { State::Done } else { State::Length(left - n as u64) };
                     return Ok(n);
                 }
                 State::UntilEof => {
@@ -215,7 +220,8 @@ impl Decoder {
                         return Err(unexpected_eof());
                     }
                     let left = left - n as u64;
-                    self.state = State::Chunk(if left == 0 { Chunk::DataEnd } else { Chunk::Data(left) });
+                    self.state =
+                        State::Chunk(if left == 0 { Chunk::DataEnd } else { Chunk::Data(left) });
                     return Ok(n);
                 }
                 State::Chunk(chunk) => match self.framing(chunk, src.buf().data())? {
@@ -233,6 +239,9 @@ impl Decoder {
     /// Reads and drops the rest of the body, at most `max` bytes of it; `Ok(false)` if more
     /// than that was left.
     pub(crate) fn skip(&mut self, src: &mut impl Source, max: u64) -> Result<bool, BodyError> {
+        if self.is_done() {
+            return Ok(true);
+        }
         if self.remaining_length().is_some_and(|n| n > max) {
             return Ok(false);
         }
@@ -249,7 +258,12 @@ impl Decoder {
     }
 
     /// Copies up to `max` body bytes into `out`, from the buffer or the transport.
-    fn data(&mut self, src: &mut impl Source, out: &mut [u8], max: u64) -> Result<usize, BodyError> {
+    fn data(
+        &mut self,
+        src: &mut impl Source,
+        out: &mut [u8],
+        max: u64,
+    ) -> Result<usize, BodyError> {
         let want = out.len().min(usize::try_from(max).unwrap_or(usize::MAX));
         let n = if !src.buf().is_empty() {
             let data = src.buf().data();
@@ -282,7 +296,8 @@ impl Decoder {
         let (next, used) = match chunk {
             Chunk::Size => {
                 let Some(line) = line(input, self.chunk.line)? else { return Ok(None) };
-                let size = parse_chunk_size(line).ok_or(BodyError::Malformed("bad chunk-size line"))?;
+                let size =
+                    parse_chunk_size(line).ok_or(BodyError::Malformed("bad chunk-size line"))?;
                 if self.received.saturating_add(size) > self.limit {
                     return Err(BodyError::TooLarge(self.limit));
                 }
@@ -332,7 +347,10 @@ fn line(input: &[u8], max: usize) -> Result<Option<&[u8]>, BodyError> {
 }
 
 fn unexpected_eof() -> BodyError {
-    BodyError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed in the middle of a body"))
+    BodyError::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "connection closed in the middle of a body",
+    ))
 }
 
 #[cfg(test)]
@@ -398,7 +416,12 @@ mod tests {
 
     #[test]
     fn chunked_bodies_decode_and_leave_what_follows() {
-        let (body, rest) = decode(Framing::Chunked, b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: v\r\n\r\nNEXT", 100).unwrap();
+        let (body, rest) = decode(
+            Framing::Chunked,
+            b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: v\r\n\r\nNEXT",
+            100,
+        )
+        .unwrap();
         assert_eq!(body, b"hello world");
         assert_eq!(rest, b"NEXT");
     }
@@ -432,7 +455,9 @@ mod tests {
 
     #[test]
     fn limits_and_truncation() {
-        assert!(decode(Framing::Chunked, b"a\r\n0123456789\r\n0\r\n\r\n", 9).unwrap_err().contains("limit of 9"));
+        assert!(decode(Framing::Chunked, b"a\r\n0123456789\r\n0\r\n\r\n", 9)
+            .unwrap_err()
+            .contains("limit of 9"));
         assert!(decode(Framing::Chunked, b"5\r\nhel", 100).unwrap_err().contains("closed"));
         assert!(decode(Framing::Length(5), b"hel", 100).unwrap_err().contains("closed"));
         let (body, _) = decode(Framing::UntilEof, b"all of it", 100).unwrap();

@@ -33,21 +33,30 @@ use super::head::{self, Head};
 use super::request::{BodySource, RequestBody};
 use super::response::{push_content_length, push_fields, push_status_line, BodyWriter, Mode, Sink};
 use super::{Limits, Request, Response};
+use crate::socket::Deadline;
 
 /// What a connection reads from and writes to: a `TcpStream`, or memory for the fuzzer.
 pub(crate) trait Transport {
-    fn read_until(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize>;
-    fn write_until(&self, bufs: &[IoSlice<'_>], deadline: Option<Instant>) -> io::Result<usize>;
+    fn read_until(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize>;
+    /// Writes from `a` then `b`; `b` may be empty.
+    fn write_until(&self, a: &[u8], b: &[u8], deadline: Deadline) -> io::Result<usize>;
     fn shutdown_write(&self);
 }
 
 impl Transport for crate::TcpStream {
-    fn read_until(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+    fn read_until(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
         crate::TcpStream::read_until(self, buf, deadline)
     }
 
-    fn write_until(&self, bufs: &[IoSlice<'_>], deadline: Option<Instant>) -> io::Result<usize> {
-        self.write_vectored_until(bufs, deadline)
+    fn write_until(&self, a: &[u8], b: &[u8], deadline: Deadline) -> io::Result<usize> {
+        // `send` where one buffer does: it is the cheaper call.
+        match (a.is_empty(), b.is_empty()) {
+            (_, true) => crate::TcpStream::write_until(self, a, deadline),
+            (true, false) => crate::TcpStream::write_until(self, b, deadline),
+            (false, false) => {
+                self.write_vectored_until(&[IoSlice::new(a), IoSlice::new(b)], deadline)
+            }
+        }
     }
 
     fn shutdown_write(&self) {
@@ -103,14 +112,20 @@ pub(crate) type Handler<'h> = &'h (dyn Fn(Request<'_>) -> Response + Sync);
 
 /// Serves requests on `io` until the connection ends. `accepted` starts the first request's
 /// header timeout.
-pub(crate) fn serve<T: Transport>(io: &T, limits: &Limits, watch: Option<Watch<'_>>, accepted: Instant, handler: Handler<'_>) {
+pub(crate) fn serve<T: Transport>(
+    io: &T,
+    limits: &Limits,
+    watch: Option<Watch<'_>>,
+    accepted: Instant,
+    handler: Handler<'_>,
+) {
     let mut conn = Conn {
         io,
         limits,
         watch,
         rbuf: ReadBuf::new(READ_BUF),
         wbuf: Vec::with_capacity(READ_BUF),
-        phase: Phase::Head(accepted + limits.header_timeout),
+        phase: Phase::Head(Some(accepted + limits.header_timeout)),
         body: Decoder::new(Framing::Empty, 0, limits.chunk()),
         body_failed: None,
         continue_pending: false,
@@ -137,8 +152,9 @@ pub(crate) fn serve<T: Transport>(io: &T, limits: &Limits, watch: Option<Watch<'
 /// Where the deadline of the next read comes from.
 #[derive(Clone, Copy, Debug)]
 enum Phase {
-    /// Reading a head: the deadline is fixed.
-    Head(Instant),
+    /// Reading a head: the deadline is fixed once the head's first read needs it, so a
+    /// pipelined head that is in the buffer already costs no clock read.
+    Head(Option<Instant>),
     /// Reading a body: each read has the read timeout.
     Body,
 }
@@ -165,8 +181,8 @@ impl<T: Transport> Conn<'_, T> {
     /// (the peer closed, went idle too long, or the server is draining).
     fn next_head(&mut self, first: bool) -> Result<Option<Head>, StatusCode> {
         if !first && !self.rbuf.is_empty() {
-            // A pipelined request: its head has the header timeout from now.
-            self.phase = Phase::Head(Instant::now() + self.limits.header_timeout);
+            // A pipelined request: its head has the header timeout from its first read.
+            self.phase = Phase::Head(None);
         }
         loop {
             if !self.rbuf.is_empty() {
@@ -176,13 +192,13 @@ impl<T: Transport> Conn<'_, T> {
                 }
             } else {
                 // A new connection's first request has the header timeout from the accept;
-                // a later one the keep-alive timeout for its first byte, then its own.
+                // a later one the keep-alive timeout for its first bytes, and the header
+                // timeout from its next read (a head that came whole reads no clock).
                 let (wait, head) = match self.phase {
-                    Phase::Head(accept_deadline) if first => (accept_deadline, accept_deadline),
-                    _ => {
-                        let now = Instant::now();
-                        (now + self.limits.keep_alive_timeout, now + self.limits.header_timeout)
+                    Phase::Head(Some(accepted)) if first => {
+                        (Deadline::At(accepted), Some(accepted))
                     }
+                    _ => (Deadline::After(self.limits.keep_alive_timeout), None),
                 };
                 if !self.wait_idle(wait) {
                     return Ok(None);
@@ -209,7 +225,7 @@ impl<T: Transport> Conn<'_, T> {
 
     /// Waits until `deadline` for the first bytes of the next request; `false` if the
     /// connection should close instead.
-    fn wait_idle(&mut self, deadline: Instant) -> bool {
+    fn wait_idle(&mut self, deadline: Deadline) -> bool {
         if self.flush().is_err() {
             return false;
         }
@@ -220,8 +236,7 @@ impl<T: Transport> Conn<'_, T> {
                 return false;
             }
         }
-        self.phase = Phase::Head(deadline);
-        let got = matches!(self.fill(), Ok(n) if n > 0);
+        let got = matches!(self.read_more(deadline), Ok(n) if n > 0);
         if let Some(w) = self.watch {
             if w.life.state.compare_exchange(IDLE, BUSY, SeqCst, SeqCst).is_err() {
                 return false;
@@ -278,7 +293,13 @@ impl<T: Transport> Conn<'_, T> {
 
     /// Writes `response` into the write buffer (sending it if it is large); `Ok(true)` if the
     /// connection stays open after it.
-    fn write_response(&mut self, response: Response, version: Version, is_head: bool, mut keep: bool) -> io::Result<bool> {
+    fn write_response(
+        &mut self,
+        response: Response,
+        version: Version,
+        is_head: bool,
+        mut keep: bool,
+    ) -> io::Result<bool> {
         let (parts, body) = response.into_parts();
         let status = parts.status;
         push_status_line(&mut self.wbuf, status);
@@ -289,7 +310,9 @@ impl<T: Transport> Conn<'_, T> {
             push_date(&mut self.wbuf);
             self.wbuf.extend_from_slice(b"\r\n");
         }
-        let bodiless = status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+        let bodiless = status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
         match body.into_parts() {
             Ok(bytes) => {
                 if !bodiless {
@@ -300,9 +323,14 @@ impl<T: Transport> Conn<'_, T> {
                 } else if bytes.len() <= WRITE_HIGH - self.wbuf.len().min(WRITE_HIGH) {
                     self.wbuf.extend_from_slice(&bytes);
                 } else {
-                    let deadline = Some(Instant::now() + self.limits.write_timeout);
-                    write_all(self.io, &self.wbuf, &bytes, deadline)?;
+                    let res = write_all(
+                        self.io,
+                        &self.wbuf,
+                        &bytes,
+                        Deadline::After(self.limits.write_timeout),
+                    );
                     self.wbuf.clear();
+                    res?;
                 }
             }
             Err(stream) => {
@@ -368,13 +396,13 @@ impl<T: Transport> Conn<'_, T> {
         if self.rbuf.is_empty() && self.body.is_done() {
             // Nothing unread that we know of: one look (a deadline already passed means one
             // try, no wait) tells whether the peer sent more.
-            match self.io.read_until(&mut scratch, Some(Instant::now())) {
+            match self.io.read_until(&mut scratch, Deadline::After(Duration::ZERO)) {
                 Ok(n) if n > 0 => read = n,
                 _ => return,
             }
         }
         self.io.shutdown_write();
-        let deadline = Some(Instant::now() + LINGER);
+        let deadline = Deadline::At(Instant::now() + LINGER);
         while read < LINGER_BYTES {
             match self.io.read_until(&mut scratch, deadline) {
                 Ok(0) | Err(_) => break,
@@ -392,13 +420,25 @@ impl<T: Transport> Conn<'_, T> {
         res
     }
 
+    /// Sends what is buffered for writing, then reads more into the read buffer.
+    fn read_more(&mut self, deadline: Deadline) -> io::Result<usize> {
+        self.flush()?;
+        let max = self.limits.max_head.max(self.limits.max_request_line) + 1;
+        let spare = self.rbuf.spare(max);
+        if spare.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::OutOfMemory, "read buffer full"));
+        }
+        let n = self.io.read_until(spare, deadline)?;
+        self.rbuf.filled(n);
+        Ok(n)
+    }
+
     /// Sends the write buffer.
     fn flush(&mut self) -> io::Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let deadline = Some(Instant::now() + self.limits.write_timeout);
-        let res = write_all(self.io, &self.wbuf, &[], deadline);
+        let res = write_all(self.io, &self.wbuf, &[], Deadline::After(self.limits.write_timeout));
         self.wbuf.clear();
         if res.is_err() {
             self.broken = true;
@@ -407,10 +447,16 @@ impl<T: Transport> Conn<'_, T> {
     }
 }
 
-/// Writes `a` then `b`, whole, each write waiting until `deadline` at most.
-fn write_all(io: &impl Transport, mut a: &[u8], mut b: &[u8], deadline: Option<Instant>) -> io::Result<()> {
+/// Writes `a` then `b`, whole, each write waiting until `deadline` at most (a relative
+/// deadline counts from each write's first wait).
+fn write_all(
+    io: &impl Transport,
+    mut a: &[u8],
+    mut b: &[u8],
+    deadline: Deadline,
+) -> io::Result<()> {
     while !a.is_empty() || !b.is_empty() {
-        let n = io.write_until(&[IoSlice::new(a), IoSlice::new(b)], deadline)?;
+        let n = io.write_until(a, b, deadline)?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -428,25 +474,18 @@ impl<T: Transport> Source for Conn<'_, T> {
 
     /// Sends pending output first: the peer may wait for it before it sends more.
     fn fill(&mut self) -> io::Result<usize> {
-        self.flush()?;
-        let deadline = match self.phase {
-            Phase::Head(d) => d,
-            Phase::Body => Instant::now() + self.limits.read_timeout,
+        let deadline = match &mut self.phase {
+            Phase::Head(d) => {
+                Deadline::At(*d.get_or_insert_with(|| Instant::now() + self.limits.header_timeout))
+            }
+            Phase::Body => Deadline::After(self.limits.read_timeout),
         };
-        let max = self.limits.max_head.max(self.limits.max_request_line) + 1;
-        let spare = self.rbuf.spare(max);
-        if spare.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::OutOfMemory, "read buffer full"));
-        }
-        let n = self.io.read_until(spare, Some(deadline))?;
-        self.rbuf.filled(n);
-        Ok(n)
+        self.read_more(deadline)
     }
 
     fn read_direct(&mut self, out: &mut [u8]) -> io::Result<usize> {
         self.flush()?;
-        let deadline = Instant::now() + self.limits.read_timeout;
-        self.io.read_until(out, Some(deadline))
+        self.io.read_until(out, Deadline::After(self.limits.read_timeout))
     }
 }
 

@@ -5,7 +5,7 @@
 //! formats anew only when the clock has moved on to another second.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// An IMF-fixdate is always this long: `Sun, 06 Nov 1994 08:49:37 GMT`.
 const LEN: usize = 29;
@@ -25,12 +25,11 @@ thread_local! {
 /// between calls, and the thread-local's address must be taken afresh each time.
 #[inline(never)]
 pub(crate) fn push_date(out: &mut Vec<u8>) {
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let second = coarse_seconds();
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.second != second {
-            let text = httpdate::fmt_http_date(now);
+            let text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(second));
             if text.len() == LEN {
                 cache.text.copy_from_slice(text.as_bytes());
                 cache.second = second;
@@ -42,6 +41,19 @@ pub(crate) fn push_date(out: &mut Vec<u8>) {
         }
         out.extend_from_slice(&cache.text);
     });
+}
+
+/// Seconds since the epoch from `CLOCK_REALTIME_COARSE`: the clock as of the last tick (a few
+/// milliseconds at most), read without the TSC, which is all a one-second value needs.
+fn coarse_seconds() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the call writes only to it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if rc == 0 {
+        u64::try_from(ts.tv_sec).unwrap_or(0)
+    } else {
+        std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
 }
 
 #[cfg(test)]

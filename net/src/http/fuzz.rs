@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::conn::{self, Transport};
 use super::{Body, Limits, Request, Response};
+use crate::socket::Deadline;
 
 /// A transport over an input byte string, handed out at most `step` bytes per read, that
 /// records what is written. The end of the input reads as the peer closing.
@@ -17,7 +18,7 @@ struct Memory<'a> {
 }
 
 impl Transport for Memory<'_> {
-    fn read_until(&self, buf: &mut [u8], _deadline: Option<Instant>) -> io::Result<usize> {
+    fn read_until(&self, buf: &mut [u8], _deadline: Deadline) -> io::Result<usize> {
         let mut input = self.input.borrow_mut();
         let n = buf.len().min(self.step).min(input.len());
         buf[..n].copy_from_slice(&input[..n]);
@@ -25,8 +26,8 @@ impl Transport for Memory<'_> {
         Ok(n)
     }
 
-    fn write_until(&self, bufs: &[IoSlice<'_>], _deadline: Option<Instant>) -> io::Result<usize> {
-        self.output.borrow_mut().write_vectored(bufs)
+    fn write_until(&self, a: &[u8], b: &[u8], _deadline: Deadline) -> io::Result<usize> {
+        self.output.borrow_mut().write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
     }
 
     fn shutdown_write(&self) {}
@@ -72,7 +73,8 @@ fn handler(mut req: Request<'_>) -> Response {
 /// Serves `input` as one connection's bytes, read `step` bytes at a time, and returns what
 /// the server wrote.
 pub fn serve_bytes(input: &[u8], step: usize) -> Vec<u8> {
-    let io = Memory { input: RefCell::new(input), step: step.max(1), output: RefCell::new(Vec::new()) };
+    let io =
+        Memory { input: RefCell::new(input), step: step.max(1), output: RefCell::new(Vec::new()) };
     conn::serve(&io, &limits(), None, Instant::now(), &handler);
     io.output.into_inner()
 }

@@ -57,7 +57,9 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
     let len = match req.parse_with_uninit_headers(buf, fields) {
         Ok(httparse::Status::Complete(len)) if len <= limits.max_head => len,
         Ok(httparse::Status::Partial) if buf.len() <= limits.max_head => return Ok(None),
-        Ok(_) | Err(httparse::Error::TooManyHeaders) => return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => {
+            return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        }
         Err(httparse::Error::Version) => return Err(StatusCode::HTTP_VERSION_NOT_SUPPORTED),
         Err(_) => return Err(StatusCode::BAD_REQUEST),
     };
@@ -105,7 +107,8 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
         if lengths > 0 || version == Version::HTTP_10 {
             return Err(bad);
         }
-        let fields = headers.get_all(http::header::TRANSFER_ENCODING).iter().map(HeaderValue::as_bytes);
+        let fields =
+            headers.get_all(http::header::TRANSFER_ENCODING).iter().map(HeaderValue::as_bytes);
         match wire::transfer_coding(fields) {
             Coding::Chunked => Framing::Chunked,
             Coding::Unsupported => return Err(StatusCode::NOT_IMPLEMENTED),
@@ -182,11 +185,23 @@ mod tests {
     fn framing_rules() {
         let get = "GET / HTTP/1.1\r\nHost: a\r\n";
         assert_eq!(status(&format!("{get}\r\n")), Ok(Some(Framing::Empty)));
-        assert_eq!(status(&format!("{get}Content-Length: 3\r\n\r\n")), Ok(Some(Framing::Length(3))));
-        assert_eq!(status(&format!("{get}Transfer-Encoding: chunked\r\n\r\n")), Ok(Some(Framing::Chunked)));
+        assert_eq!(
+            status(&format!("{get}Content-Length: 3\r\n\r\n")),
+            Ok(Some(Framing::Length(3)))
+        );
+        assert_eq!(
+            status(&format!("{get}Transfer-Encoding: chunked\r\n\r\n")),
+            Ok(Some(Framing::Chunked))
+        );
         assert_eq!(status(&format!("{get}Content-Length: +3\r\n\r\n")), Err(400));
-        assert_eq!(status(&format!("{get}Content-Length: 3\r\nContent-Length: 3\r\n\r\n")), Err(400));
-        assert_eq!(status(&format!("{get}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")), Err(400));
+        assert_eq!(
+            status(&format!("{get}Content-Length: 3\r\nContent-Length: 3\r\n\r\n")),
+            Err(400)
+        );
+        assert_eq!(
+            status(&format!("{get}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")),
+            Err(400)
+        );
         assert_eq!(status(&format!("{get}Transfer-Encoding: gzip, chunked\r\n\r\n")), Err(501));
         assert_eq!(status(&format!("{get}Content-Length: 99999999999\r\n\r\n")), Err(413));
         assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), Err(400));
@@ -201,7 +216,10 @@ mod tests {
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
         assert_eq!(status(&long), Err(414));
         assert_eq!(status(&long[..8300]), Err(414));
-        assert_eq!(status(&format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(8000))), Ok(Some(Framing::Empty)));
+        assert_eq!(
+            status(&format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(8000))),
+            Ok(Some(Framing::Empty))
+        );
     }
 
     #[test]

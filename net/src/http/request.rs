@@ -35,6 +35,7 @@ pub(crate) trait BodySource {
 /// }
 /// # let _ = upload;
 /// ```
+#[derive(Default)]
 pub struct RequestBody<'a> {
     source: Option<&'a mut dyn BodySource>,
 }
@@ -84,13 +85,10 @@ impl<'a> RequestBody<'a> {
         if let Some(s) = self.source.as_mut() {
             s.too_large(limit);
         }
-        io::Error::new(io::ErrorKind::InvalidData, format!("body of {seen}+ bytes is over the limit of {limit}"))
-    }
-}
-
-impl Default for RequestBody<'_> {
-    fn default() -> Self {
-        RequestBody { source: None }
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("body of {seen}+ bytes is over the limit of {limit}"),
+        )
     }
 }
 

@@ -80,6 +80,15 @@ impl Body {
         }
     }
 
+    /// A second handle on a bytes body (no copy); `None` for a stream, which can be sent
+    /// only once.
+    pub(crate) fn try_clone(&self) -> Option<Body> {
+        match &self.0 {
+            Inner::Full(b) => Some(Body(Inner::Full(b.clone()))),
+            Inner::Stream(_) => None,
+        }
+    }
+
     pub(crate) fn into_parts(self) -> Result<Bytes, StreamFn> {
         match self.0 {
             Inner::Full(b) => Ok(b),

@@ -226,7 +226,9 @@ impl Server {
                 Ok(h) => acceptors.push(h),
                 Err(e) => {
                     ShutdownHandle { shared: self.shared.clone() }.shutdown(Duration::ZERO);
-                    acceptors.into_iter().for_each(|h: weft_runtime::JoinHandle<()>| drop(h.join()));
+                    acceptors
+                        .into_iter()
+                        .for_each(|h: weft_runtime::JoinHandle<()>| drop(h.join()));
                     return Err(e);
                 }
             }
@@ -250,8 +252,13 @@ impl std::fmt::Debug for Server {
     }
 }
 
-fn accept_loop<F>(shared: &Arc<Shared>, index: usize, limits: &Arc<Limits>, stack_size: Option<usize>, handler: Arc<F>)
-where
+fn accept_loop<F>(
+    shared: &Arc<Shared>,
+    index: usize,
+    limits: &Arc<Limits>,
+    stack_size: Option<usize>,
+    handler: Arc<F>,
+) where
     F: Fn(Request<'_>) -> Response + Send + Sync + 'static,
 {
     let listener = &shared.listeners[index];
@@ -339,7 +346,10 @@ impl Shared {
                 }
                 None => deadline,
                 Some(at) if now >= at + LINGER * 2 => {
-                    log::warn!("http: {} connections still busy after the shutdown's grace period", st.conns.len());
+                    log::warn!(
+                        "http: {} connections still busy after the shutdown's grace period",
+                        st.conns.len()
+                    );
                     return;
                 }
                 Some(at) => at + LINGER * 2,

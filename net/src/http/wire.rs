@@ -143,7 +143,9 @@ mod tests {
         assert_eq!(parse_length(b"0"), Some(0));
         assert_eq!(parse_length(b"0042"), Some(42));
         assert_eq!(parse_length(b"18446744073709551615"), Some(u64::MAX));
-        for bad in [&b""[..], b"+3", b"-1", b" 3", b"3 ", b"3,3", b"0x10", b"1e3", b"18446744073709551616"] {
+        for bad in
+            [&b""[..], b"+3", b"-1", b" 3", b"3 ", b"3,3", b"0x10", b"1e3", b"18446744073709551616"]
+        {
             assert_eq!(parse_length(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -155,7 +157,9 @@ mod tests {
         assert_eq!(parse_chunk_size(b"5;name=value"), Some(5));
         assert_eq!(parse_chunk_size(b"5 ; name=\"v\""), Some(5));
         assert_eq!(parse_chunk_size(b"ffffffffffffffff"), Some(u64::MAX));
-        for bad in [&b""[..], b"x", b"+5", b"-5", b"0x5", b"5 x", b"5 ", b"5;\0", b"10000000000000000"] {
+        for bad in
+            [&b""[..], b"x", b"+5", b"-5", b"0x5", b"5 x", b"5 ", b"5;\0", b"10000000000000000"]
+        {
             assert_eq!(parse_chunk_size(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -167,7 +171,15 @@ mod tests {
         assert_eq!(one(b"Chunked"), Coding::Chunked);
         assert_eq!(one(b" chunked "), Coding::Chunked);
         assert_eq!(one(b"gzip, chunked"), Coding::Unsupported);
-        for bad in [&b""[..], b"chunked, gzip", b"chunked, chunked", b"xchunked", b"chunked\x0b", b"\"chunked\"", b"identity"] {
+        for bad in [
+            &b""[..],
+            b"chunked, gzip",
+            b"chunked, chunked",
+            b"xchunked",
+            b"chunked\x0b",
+            b"\"chunked\"",
+            b"identity",
+        ] {
             assert_eq!(one(bad), Coding::Invalid, "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(transfer_coding([&b"chunked"[..], b"chunked"].into_iter()), Coding::Invalid);
