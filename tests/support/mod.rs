@@ -24,10 +24,12 @@
 //! vanish with the abort.
 //!
 //! Helpers that only a few binaries share live in submodules: [`ledger`] (messages, the ledger
-//! and the sides of the channel tests, `tests/sync_channels.rs` and `tests/sync_select.rs`).
+//! and the sides of the channel tests, `tests/sync_channels.rs` and `tests/sync_select.rs`), and
+//! [`http`] (a server under test and a raw HTTP/1.1 reader, for `tests/http_*.rs`).
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod ledger;
 pub mod peers;
 pub mod tasks;

@@ -254,6 +254,8 @@ impl<T: Transport> Conn<'_, T> {
         self.continue_pending = expect_continue;
         self.phase = Phase::Body;
         let is_head = method == Method::HEAD;
+        // weft does not tunnel: after its answer to CONNECT, the connection ends.
+        let keep_alive = keep_alive && method != Method::CONNECT;
 
         let mut req = Request::new(RequestBody::new(self));
         *req.method_mut() = method;

@@ -60,7 +60,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
         Ok(_) | Err(httparse::Error::TooManyHeaders) => {
             return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
         }
-        Err(httparse::Error::Version) => return Err(StatusCode::HTTP_VERSION_NOT_SUPPORTED),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(_) => return Err(StatusCode::BAD_REQUEST),
     };
     let bad = StatusCode::BAD_REQUEST;
@@ -133,6 +133,26 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
     let expect_continue = expect_continue && framing != Framing::Empty;
     let head = Head { method, uri, version, headers, framing, keep_alive, expect_continue };
     Ok(Some((head, len)))
+}
+
+/// The status for a request line whose version `httparse` refused: 505 for a well-formed
+/// `HTTP/x.y` that is not 1.0 or 1.1, 400 for anything else (`http/1.1`, `HTTP/1`).
+fn version_error(buf: &[u8]) -> StatusCode {
+    let line = buf.split(|&b| b == b'\n').find(|l| !l.is_empty() && *l != b"\r").unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    let version = match parts[..] {
+        [_method, _target, version] => version,
+        _ => return StatusCode::BAD_REQUEST,
+    };
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        }
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
 
 /// 414 if the request line is longer than `max` bytes, or is not ended within them.
@@ -230,5 +250,7 @@ mod tests {
         assert_eq!(status("GET a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), Err(400));
         assert_eq!(status("GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(Some(Framing::Empty)));
         assert_eq!(status("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), Err(505));
+        assert_eq!(status("GET / http/1.1\r\nHost: a\r\n\r\n"), Err(400));
+        assert_eq!(status("GET / HTTP/1\r\nHost: a\r\n\r\n"), Err(400));
     }
 }
