@@ -10,8 +10,6 @@
 mod support;
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -288,42 +286,8 @@ fn datagram_recv_timeouts_are_timed_out_and_the_socket_stays_usable() {
 /// The timeout of the connects to a full backlog.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// How long a plain connect waits while the backlog is being filled: a connect that hangs
-/// this long means the backlog is full.
-const FILL_PROBE: Duration = Duration::from_millis(50);
-
-/// A loopback listener that is never accepted from, with its accept queue full: a new SYN to
-/// it is dropped, so a connect to it hangs until its timeout.
-struct FullListener {
-    addr: SocketAddr,
-    _listener: std::net::TcpListener,
-    _queued: Vec<std::net::TcpStream>,
-}
-
-/// Binds a listener with a backlog of 0 (std's bind listens with 128; a second `listen(2)`
-/// on a listening socket only changes the backlog) and connects plain std streams to it until
-/// one hangs for `FILL_PROBE`.
-fn full_listener() -> FullListener {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a std listener");
-    // SAFETY: listen(2) on a socket fd that `listener` owns and keeps open.
-    let rc = unsafe { libc::listen(listener.as_raw_fd(), 0) };
-    assert_eq!(rc, 0, "listen(fd, 0): {}", io::Error::last_os_error());
-    let addr = listener.local_addr().expect("listener address");
-    let mut queued = Vec::new();
-    for _ in 0..8 {
-        match std::net::TcpStream::connect_timeout(&addr, FILL_PROBE) {
-            Ok(stream) => queued.push(stream),
-            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-                return FullListener { addr, _listener: listener, _queued: queued };
-            }
-            Err(e) => panic!("filling the backlog: connect failed: {e}"),
-        }
-    }
-    panic!("8 connects to a listener with backlog 0 all succeeded: cannot make a full backlog");
-}
-
 fn connect_timeout_to_full_backlog() {
-    let full = full_listener();
+    let full = support::full_listener();
     for round in 0..2 {
         let start = Instant::now();
         let result = TcpStream::connect_timeout(&full.addr, CONNECT_TIMEOUT);
@@ -353,7 +317,7 @@ fn connect_timeout_parks_only_the_coroutine() {
     let wd = support::watchdog("connect_timeout_parks_only_the_coroutine", Duration::from_secs(30));
     let rt = support::runtime(1, Mode::Pinned);
     wd.watch_runtime("rt", &rt);
-    let full = full_listener();
+    let full = support::full_listener();
     let addr = full.addr;
     let ticks = Arc::new(AtomicUsize::new(0));
     let ticker = {

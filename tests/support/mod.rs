@@ -1006,3 +1006,46 @@ impl Drop for Child {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A listener whose backlog is full
+// ---------------------------------------------------------------------------------------------
+
+/// How long a plain connect waits while the backlog is being filled: a connect that hangs
+/// this long means the backlog is full.
+const FILL_PROBE: Duration = Duration::from_millis(50);
+
+/// A loopback listener that is never accepted from, with its accept queue full: a new SYN to
+/// it is dropped, so a connect to it hangs until its timeout.
+pub struct FullListener {
+    pub addr: std::net::SocketAddr,
+    _listener: std::net::TcpListener,
+    _queued: Vec<std::net::TcpStream>,
+}
+
+/// Binds a listener with a backlog of 0 (std's bind listens with 128; a second `listen(2)`
+/// on a listening socket only changes the backlog) and connects plain std streams to it until
+/// one hangs for `FILL_PROBE`.
+pub fn full_listener() -> FullListener {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a std listener");
+    // SAFETY: listen(2) on a socket fd that `listener` owns and keeps open.
+    let rc = unsafe { libc::listen(listener.as_raw_fd(), 0) };
+    assert_eq!(rc, 0, "listen(fd, 0): {}", std::io::Error::last_os_error());
+    let addr = listener.local_addr().expect("listener address");
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, FILL_PROBE) {
+            Ok(stream) => queued.push(stream),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                return FullListener { addr, _listener: listener, _queued: queued };
+            }
+            Err(e) => panic!("filling the backlog: connect failed: {e}"),
+        }
+    }
+    panic!("8 connects to a listener with backlog 0 all succeeded: cannot make a full backlog");
+}

@@ -143,8 +143,31 @@ impl Client {
     ///
     /// As [`request`](Client::request); `InvalidInput` for a URL that does not parse.
     pub fn get(&self, url: &str) -> io::Result<http::Response<Vec<u8>>> {
+        self.send(Method::GET, url, Body::empty())
+    }
+
+    /// Sends a request with `method`, `url` and `body`, and no fields of its own.
+    ///
+    /// ```no_run
+    /// use weft::net::http::{Client, Method};
+    ///
+    /// let resp = Client::new().send(Method::POST, "http://127.0.0.1:8080/upload", "data")?;
+    /// println!("{}", resp.status());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`request`](Client::request); `InvalidInput` for a URL that does not parse.
+    pub fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: impl Into<Body>,
+    ) -> io::Result<http::Response<Vec<u8>>> {
         let uri: Uri = url.parse().map_err(|e| invalid_input(format!("bad URL {url:?}: {e}")))?;
-        let mut req = http::Request::new(Body::empty());
+        let mut req = http::Request::new(body.into());
+        *req.method_mut() = method;
         *req.uri_mut() = uri;
         self.request(req)
     }
