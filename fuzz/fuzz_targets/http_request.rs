@@ -21,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(httparse::Status::Complete(_)) => {
             let status = resp.code.unwrap_or(0);
             assert!(
-                [100, 200, 400, 408, 413, 414, 417, 431, 500, 501, 505].contains(&status),
+                // Not 500: the fuzz handler never panics, so a 500 is a panic in the server.
+                [100, 200, 400, 408, 413, 414, 417, 431, 501, 505].contains(&status),
                 "unexpected status {status}"
             );
         }

@@ -6,7 +6,9 @@
 //! ```
 //!
 //! `--workers` sets may's worker threads (default: one per core). One listener, one acceptor
-//! coroutine: that is how may_minihttp serves. Prints `listening on <addr>` once bound.
+//! coroutine, Nagle left on: that is how may_minihttp serves. Prints `listening on <addr>` once
+//! bound; the address is the one given, since may_minihttp does not expose the bound one, so
+//! give a port rather than 0.
 
 use std::io::{self, Write};
 

@@ -310,7 +310,8 @@ impl Decoder {
                 _ => return Err(BodyError::Malformed("chunk data not followed by CRLF")),
             },
             Chunk::Trailer(seen) => {
-                let room = self.chunk.trailers - seen;
+                // A line may take the budget's last bytes and its CRLF two more: saturate.
+                let room = self.chunk.trailers.saturating_sub(seen);
                 let Some(line) = line(input, room)? else { return Ok(None) };
                 if line.is_empty() {
                     self.state = State::Done;
@@ -451,6 +452,17 @@ mod tests {
         }
         let long_line = [&[b'1'; 80][..], b"\r\n"].concat();
         assert!(decode(Framing::Chunked, &long_line, 1 << 30).unwrap_err().contains("too long"));
+    }
+
+    /// Found by cargo fuzz: a trailer line that used the whole trailer budget left the
+    /// budget's remainder to underflow at the next line (a panic in debug builds, and no
+    /// bound on trailers in release).
+    #[test]
+    fn trailer_budget_cannot_underflow() {
+        let exact = format!("0\r\n{}\r\n\r\n", format!("T:{}", "v".repeat(254)));
+        assert!(decode(Framing::Chunked, exact.as_bytes(), 100).is_ok());
+        let over = format!("0\r\n{}\r\nU: w\r\n\r\n", format!("T:{}", "v".repeat(254)));
+        assert!(decode(Framing::Chunked, over.as_bytes(), 100).unwrap_err().contains("too long"));
     }
 
     #[test]
