@@ -86,6 +86,45 @@
 //! assert_eq!(log.lock().unwrap().len(), 3);
 //! ```
 //!
+//! HTTP handlers are plain functions too. [`net::http::Server`] calls one per request, in the
+//! connection's coroutine, with a [`net::http::Request`] (the `http` crate's request, whose body
+//! implements `Read`), and sends the [`net::http::Response`] it returns. The handler may block
+//! on anything: here it calls another service through the blocking [`net::http::Client`].
+//!
+//! ```
+//! use weft::net::http::{Client, Request, Response, Server, StatusCode};
+//!
+//! // A backend, and a front server whose handler calls it.
+//! let backend = Server::bind("127.0.0.1:0")?;
+//! let backend_url = format!("http://{}/greeting", backend.local_addr()?);
+//! let backend_stop = backend.shutdown_handle();
+//! weft::spawn(move || backend.serve(|_req: Request| Response::new("hello".into())));
+//!
+//! let front = Server::bind("127.0.0.1:0")?;
+//! let front_url = format!("http://{}/", front.local_addr()?);
+//! let front_stop = front.shutdown_handle();
+//! let client = Client::new();
+//! weft::spawn(move || {
+//!     front.serve(move |req: Request| match client.get(&backend_url) {
+//!         Ok(greeting) => {
+//!             let name = req.uri().query().unwrap_or("world");
+//!             Response::new(format!("{}, {name}", String::from_utf8_lossy(greeting.body())).into())
+//!         }
+//!         Err(_) => {
+//!             let mut rsp = Response::new("backend down".into());
+//!             *rsp.status_mut() = StatusCode::BAD_GATEWAY;
+//!             rsp
+//!         }
+//!     })
+//! });
+//!
+//! let resp = Client::new().get(&format!("{front_url}?weft"))?;
+//! assert_eq!(resp.body(), b"hello, weft");
+//! front_stop.shutdown(std::time::Duration::from_secs(1));
+//! backend_stop.shutdown(std::time::Duration::from_secs(1));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! Free functions act on the runtime of the calling coroutine; from a plain thread they use a
 //! default runtime, started on first use with `WEFT_WORKERS` workers (default: one per core).
 //! [`Runtime::builder`] makes a runtime of your own.

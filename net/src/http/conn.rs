@@ -275,6 +275,12 @@ impl<T: Transport> Conn<'_, T> {
             self.refuse(status);
             return false;
         }
+        if response.status().is_informational() {
+            // A 1xx is not a final answer, and weft does not switch protocols: the request
+            // has no response the handler could mean.
+            self.refuse(StatusCode::INTERNAL_SERVER_ERROR);
+            return false;
+        }
         let draining = self.watch.is_some_and(|w| w.draining.load(SeqCst));
         // A body the client holds back for `100 Continue`, or one too long to drain, means
         // the connection cannot be read past it.

@@ -50,7 +50,8 @@ impl<'a> RequestBody<'a> {
         RequestBody { source: None }
     }
 
-    /// The body's `Content-Length`; `None` for a chunked body.
+    /// How many bytes of a `Content-Length` body are still to be read (all of them before the
+    /// first read); `None` for a chunked body, whose length is known only at its end.
     pub fn content_length(&self) -> Option<u64> {
         self.source.as_ref().map_or(Some(0), |s| s.content_length())
     }
