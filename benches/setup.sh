@@ -38,4 +38,8 @@ if ! install_wrk; then
   install_wrk
 fi
 hash -r
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "apt-get installed wrk, but it is not on PATH ($PATH)" >&2
+  exit 1
+fi
 echo "wrk installed: $(command -v wrk)"
