@@ -71,7 +71,14 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
     };
     let method = Method::from_bytes(req.method.ok_or(bad)?.as_bytes()).map_err(|_| bad)?;
     let target = req.path.ok_or(bad)?;
-    let uri = target_uri(&method, target).ok_or(bad)?;
+    // One copy of the head; the target and every field value are slices of it, so a request
+    // costs one allocation for them all, however many fields it has.
+    let shared = Bytes::copy_from_slice(&buf[..len]);
+    let slice = |part: &[u8]| {
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        shared.slice(start..start + part.len())
+    };
+    let uri = target_uri(&method, target, slice(target.as_bytes())).ok_or(bad)?;
 
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     let mut lengths = 0;
@@ -83,7 +90,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
     let mut expect_continue = false;
     for field in req.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| bad)?;
-        let value = HeaderValue::from_bytes(field.value).map_err(|_| bad)?;
+        let value = HeaderValue::from_maybe_shared(slice(field.value)).map_err(|_| bad)?;
         if name == http::header::CONTENT_LENGTH {
             lengths += 1;
             length = wire::parse_length(field.value);
@@ -173,13 +180,14 @@ fn check_request_line(buf: &[u8], max: usize) -> Result<(), StatusCode> {
     Ok(())
 }
 
-/// The request target as a `Uri`, if its form suits the method: origin form (`/path?q`),
+/// The request target (`bytes`, the same text as `target`) as a `Uri`, if its form suits the
+/// method: origin form (`/path?q`),
 /// absolute form (`http://host/path`), `*` for OPTIONS, authority form (`host:port`) for
 /// CONNECT and for it alone.
-fn target_uri(method: &Method, target: &str) -> Option<Uri> {
+fn target_uri(method: &Method, target: &str, bytes: Bytes) -> Option<Uri> {
     let asterisk = target == "*";
     let origin = target.starts_with('/');
-    let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())).ok()?;
+    let uri = Uri::from_maybe_shared(bytes).ok()?;
     let absolute = uri.scheme().is_some();
     let form_ok = if *method == Method::CONNECT {
         !origin && !asterisk && !absolute && uri.authority().is_some()
