@@ -340,7 +340,7 @@ fn line(input: &[u8], max: usize) -> Result<Option<&[u8]>, BodyError> {
         }
         Some(_) => Err(BodyError::Malformed("line not ended by CRLF")),
         None if window.len() > max + 1 => Err(BodyError::Malformed("line too long")),
-        None if window.iter().rposition(|&b| b == b'\r').is_some_and(|i| i + 1 < window.len()) => {
+        None if window.iter().position(|&b| b == b'\r').is_some_and(|i| i + 1 < window.len()) => {
             Err(BodyError::Malformed("line not ended by CRLF"))
         }
         None => Ok(None),

@@ -60,6 +60,8 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
         Ok(_) | Err(httparse::Error::TooManyHeaders) => {
             return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
         }
+        // The version is judged on the whole line: `HTTP/2` may yet be `HTTP/2.0`.
+        Err(httparse::Error::Version) if !request_line_complete(buf) => return Ok(None),
         Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(_) => return Err(StatusCode::BAD_REQUEST),
     };
@@ -160,6 +162,12 @@ fn version_error(buf: &[u8]) -> StatusCode {
         }
         _ => StatusCode::BAD_REQUEST,
     }
+}
+
+/// Whether the request line (after any empty lines) has ended in `buf`.
+fn request_line_complete(buf: &[u8]) -> bool {
+    let start = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    buf[start..].contains(&b'\n')
 }
 
 /// 414 if the request line is longer than `max` bytes, or is not ended within them.
