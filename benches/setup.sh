@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs wrk, the HTTP load generator that benches/http.sh drives, from the distribution's
+# Installs wrk, the HTTP load generator that weft-bench's `http` suite drives, from the distribution's
 # packages (Debian and Ubuntu: `apt-get install wrk`).
 #
 #   benches/setup.sh

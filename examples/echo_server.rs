@@ -5,7 +5,8 @@
 //! ```
 //!
 //! `--workers` defaults to weft's default: `WEFT_WORKERS`, else one worker per core. Drive it
-//! with `cargo run --release --example echo_client`. Because of SO_REUSEPORT, a second server
+//! with the load generator of the benchmark suite:
+//! `cargo run --release -p weft-bench -- load echo --addr 127.0.0.1:9000`. Because of SO_REUSEPORT, a second server
 //! started on the same address binds too and takes a share of the connections: stop the old
 //! one before a benchmark.
 //!

@@ -5,9 +5,13 @@
 //! group                     weft                                    peers
 //! yield_round_trip          2 coroutines, 1 worker, yield_now       corosensei pair (the floor),
 //!                                                                   deque + corosensei loop,
-//!                                                                   may (1 worker)
+//!                                                                   may (1 worker),
+//!                                                                   tokio current_thread (2 tasks),
+//!                                                                   2 std threads on one CPU
 //! spawn_join                10,000 empty coroutines, 1 worker       may (1 worker),
-//!                                                                   std threads (batches of 100)
+//!                                                                   tokio current_thread (10,000
+//!                                                                   tasks), std threads (batches
+//!                                                                   of 100)
 //! park_unpark_cross_worker  2 coroutines on 2 workers, park/unpark  2 std threads, park/unpark
 //! ```
 //!
@@ -15,7 +19,9 @@
 //!
 //! - `yield_round_trip`: one yield by each of the two coroutines, that is four stack switches
 //!   (A → scheduler → B → scheduler → A). The corosensei floors do the same four switches: two
-//!   resume/suspend pairs.
+//!   resume/suspend pairs. tokio's tasks return to the scheduler instead (`yield_now().await`),
+//!   and the two threads call `sched_yield` while pinned to one CPU, which is the kernel's
+//!   round trip between them.
 //! - `spawn_join`: a batch, reported per element (`Throughput::Elements`).
 //! - `park_unpark_cross_worker`: a round trip A → B → A, two hand-offs, each an unpark of a
 //!   parked peer on the other worker (or thread) and a park.
@@ -129,6 +135,68 @@ impl Scheduler for May {
     fn yield_now() {
         may::coroutine::yield_now();
     }
+}
+
+/// Two std threads pinned to one CPU, yielding with `sched_yield`: the kernel switches between
+/// them as a coroutine scheduler switches between coroutines.
+struct PinnedThreads;
+
+impl Scheduler for PinnedThreads {
+    const NAME: &'static str = "std_threads_1_cpu";
+    fn block_on<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::spawn(move || {
+            // Threads the parent starts inherit its CPU set, so both yielders share CPU 0.
+            pin_to_cpu0();
+            f()
+        })
+        .join()
+        .expect("thread panicked")
+    }
+    fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Box<dyn FnOnce() -> T> {
+        let handle = std::thread::spawn(f);
+        Box::new(move || handle.join().expect("thread panicked"))
+    }
+    fn yield_now() {
+        std::thread::yield_now();
+    }
+}
+
+/// Pins the calling thread to CPU 0.
+fn pin_to_cpu0() {
+    // SAFETY: all zeroes is the empty cpu_set_t; CPU_SET writes bit 0 inside it; the set and
+    // its size are valid for sched_setaffinity, and pid 0 is the calling thread.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(rc, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+}
+
+/// Two tokio tasks on a current_thread runtime, each yielding `iters` times; the first times
+/// its loop, as `yield_pair` does.
+fn tokio_yield_pair(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+    rt.block_on(async move {
+        let b = tokio::spawn(async move {
+            for _ in 0..iters {
+                tokio::task::yield_now().await;
+            }
+        });
+        let a = tokio::spawn(async move {
+            let start = Instant::now();
+            for _ in 0..iters {
+                tokio::task::yield_now().await;
+            }
+            start.elapsed()
+        });
+        let elapsed = a.await.expect("task panicked");
+        b.await.expect("task panicked");
+        elapsed
+    })
+}
+
+fn tokio_current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().expect("tokio current_thread runtime")
 }
 
 /// Runs `a` and `b` as two coroutines that are in the scheduler's run queue together before
@@ -269,6 +337,18 @@ fn yield_round_trip(c: &mut Criterion) {
         b.iter_custom(|iters| yield_pair(&May, iters))
     });
 
+    let tokio_rt = OnceCell::new();
+    group.bench_function("tokio_current_thread", |b| {
+        let rt = tokio_rt.get_or_init(tokio_current_thread);
+        b.iter_custom(|iters| tokio_yield_pair(rt, iters))
+    });
+
+    let threads_checked = Once::new();
+    group.bench_function("std_threads_1_cpu", |b| {
+        threads_checked.call_once(|| check_alternation(&PinnedThreads));
+        b.iter_custom(|iters| yield_pair(&PinnedThreads, iters))
+    });
+
     group.finish();
 }
 
@@ -323,6 +403,27 @@ fn spawn_join(c: &mut Criterion) {
             })
         })
     });
+
+    let tokio_rt = OnceCell::new();
+    group.bench_function("tokio_current_thread", |b| {
+        let rt = tokio_rt.get_or_init(tokio_current_thread);
+        b.iter_custom(|iters| {
+            rt.block_on(async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut handles = Vec::with_capacity(SPAWN_BATCH);
+                    for _ in 0..SPAWN_BATCH {
+                        handles.push(tokio::spawn(async {}));
+                    }
+                    for handle in handles {
+                        handle.await.unwrap();
+                    }
+                }
+                start.elapsed()
+            })
+        })
+    });
+    drop(tokio_rt);
 
     group.throughput(Throughput::Elements(THREAD_BATCH as u64));
     group.bench_function("std_thread", |b| {

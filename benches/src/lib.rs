@@ -1,24 +1,23 @@
-//! Shared pieces of weft-bench's binaries.
+//! weft-bench: weft's blocking-style coroutines side by side with the hand-written callback
+//! style, threads and async, on the same protocols, with the same load and method.
+//!
+//! The binary (`src/main.rs`) is the runner; this library is its parts, so that the tests
+//! can use them too:
+//!
+//! - [`servers`]: an echo server and an HTTP plaintext server in each style;
+//! - [`process`]: a server in a process of its own, pinned to its CPU;
+//! - [`verify`]: the correctness check every server passes before it is timed;
+//! - [`load`]: the load generator, closed loop or fixed rate;
+//! - [`sys`]: CPU affinity and `/proc` readings;
+//! - [`results`], [`report`], [`chart`]: what a run measured, as markdown and SVG;
+//! - [`targets`]: `--check`, against `targets.toml`.
 
-/// The `--addr ADDR` (default `127.0.0.1:8080`) and `--workers N` flags of the peer servers.
-///
-/// # Panics
-///
-/// On a flag it does not know or a value that does not parse, with a message naming it: these
-/// are benchmark tools, run by scripts.
-pub fn peer_args() -> (String, Option<usize>) {
-    let mut addr = String::from("127.0.0.1:8080");
-    let mut workers = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--addr" => addr = value,
-            "--workers" => {
-                workers = Some(value.parse().unwrap_or_else(|_| panic!("bad --workers {value}")))
-            }
-            _ => panic!("unknown flag {flag}; flags: --addr ADDR --workers N"),
-        }
-    }
-    (addr, workers)
-}
+pub mod chart;
+pub mod load;
+pub mod process;
+pub mod report;
+pub mod results;
+pub mod servers;
+pub mod sys;
+pub mod targets;
+pub mod verify;
