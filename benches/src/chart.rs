@@ -146,7 +146,7 @@ fn lines_by_conns(
             .configure_mesh()
             .x_desc("connections")
             .y_desc(y_desc)
-            .x_label_formatter(&|x| crate::report::si(*x))
+            .x_label_formatter(&|x| crate::report::thousands(*x))
             .y_label_formatter(&|y| crate::report::si(*y))
             .draw()
             .map_err(err)?;
@@ -292,7 +292,9 @@ fn bars(path: &Path, groups: &[(String, Vec<(Style, f64)>)]) -> io::Result<()> {
             .map_err(err)?;
         chart
             .draw_series(values.iter().enumerate().map(|(i, (_, v))| {
-                Text::new(crate::report::si(*v), (i as f64 - 0.3, *v), ("sans-serif", 12))
+                // Above the bar: a label inside the callback style's black bar would not show.
+                let at = (i as f64 - 0.3, *v + top * 0.06);
+                Text::new(crate::report::si(*v), at, ("sans-serif", 12))
             }))
             .map_err(err)?;
     }

@@ -173,7 +173,7 @@ struct Settings {
 impl Settings {
     fn new(opts: &Options) -> Settings {
         let (reps, warmup, secs, http_warmup, http_secs): (usize, f64, f64, f64, f64) =
-            if opts.quick { (1, 0.2, 0.5, 0.3, 1.0) } else { (3, 1.0, 3.0, 1.0, 5.0) };
+            if opts.quick { (1, 0.2, 0.5, 1.0, 1.0) } else { (3, 1.0, 3.0, 1.0, 5.0) };
         let secs = opts.secs.unwrap_or(secs);
         Settings {
             reps: opts.reps.unwrap_or(reps),
@@ -714,13 +714,9 @@ fn wrk(
     dur: Duration,
 ) -> Result<WrkOutcome, String> {
     let mut cmd = Command::new(wrk);
-    cmd.args([
-        "-t1",
-        &format!("-c{WRK_CONNS}"),
-        &format!("-d{}ms", dur.as_millis()),
-        "--timeout",
-        "10s",
-    ]);
+    // wrk takes whole seconds.
+    let secs = dur.as_secs_f64().round().max(1.0);
+    cmd.args(["-t1", &format!("-c{WRK_CONNS}"), &format!("-d{secs}s"), "--timeout", "10s"]);
     if pipeline > 1 {
         cmd.arg("-s").arg(script);
     }

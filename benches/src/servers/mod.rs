@@ -5,7 +5,7 @@
 //! own (`weft-bench serve STYLE PROTO`), pinned to its CPU, so that its CPU time and memory can
 //! be read from `/proc/<pid>`.
 
-pub mod callback;
+pub mod callback_style;
 pub mod may_style;
 pub mod plaintext;
 pub mod threads;
@@ -155,8 +155,8 @@ pub fn serve(style: Style, proto: Proto, addr: SocketAddr, workers: usize) -> io
     match (style, proto) {
         (Style::Weft, Proto::Echo) => weft_style::serve_echo(addr, workers),
         (Style::Weft, Proto::Http) => weft_style::serve_http(addr, workers),
-        (Style::Callback, Proto::Echo) => callback::serve_echo(addr, workers),
-        (Style::Callback, Proto::Http) => callback::serve_http(addr, workers),
+        (Style::Callback, Proto::Echo) => callback_style::serve_echo(addr, workers),
+        (Style::Callback, Proto::Http) => callback_style::serve_http(addr, workers),
         (Style::Threads, Proto::Echo) => threads::serve_per_connection(addr, threads::echo),
         (Style::Threads, Proto::Http) => threads::serve_per_connection(addr, threads::http),
         (Style::Pool, Proto::Echo) => threads::serve_pool(addr, threads::echo),
