@@ -5,7 +5,7 @@
 //! cargo run --release -p weft-bench -- <echo|http|micro|memory|all> [--quick] [--check]
 //! ```
 //!
-//! See `usage()` for every flag. The suites:
+//! [`USAGE`] lists every flag. The suites:
 //!
 //! - `echo`: the echo server of each style under the suite's load generator. Closed loop over
 //!   1, 100, 1,000 and 10,000 connections and 64 B and 4 KiB messages; then a fixed rate at 50 %
@@ -13,7 +13,8 @@
 //! - `http`: the plaintext server of each style under wrk, with and without pipelining; then
 //!   the suite's own client (weft's HTTP client) at 50 % and 90 % of each style's peak under it.
 //! - `memory`: each echo server's resident memory holding 10,000 idle connections.
-//! - `micro`: criterion's yield, spawn+join and channel ping-pong benchmarks (`benches/`).
+//! - `micro`: criterion's yield, spawn+join and channel ping-pong benchmarks (`benches/`), run
+//!   through `cargo bench`, which inherits the runner's CPU: every case runs on CPU 1 alone.
 //!
 //! Each server runs in a process of its own (`weft-bench serve STYLE PROTO`), pinned to CPU 0
 //! with one worker; the runner and its load (its own coroutines, or wrk) are pinned to CPU 1.
@@ -54,8 +55,8 @@ usage: weft-bench <echo|http|micro|memory|all> [options]
 
 verify starts every server and runs its correctness check. load runs the suite's load
 generator once against a server that is already listening (closed loop, or --rate messages/s
-in all) and prints what it measured. report makes report.md and the
-charts again from DIR/results.json. serve runs one server (the runner starts them).";
+in all) and prints what it measured. report makes report.md and the charts again from
+DIR/results.json. serve runs one server (the runner starts them).";
 
 /// Connections of the echo grid.
 const CONNS: [usize; 4] = [1, 100, 1_000, 10_000];
@@ -370,6 +371,10 @@ fn names(styles: &[Style]) -> String {
 /// Runs `suite`, then writes and prints the report. Returns false if a server failed its
 /// check or, with `--check`, a target was missed.
 fn run(suite: &str, opts: &Options) -> Result<bool, String> {
+    if opts.check {
+        // A targets file that does not parse fails now, not after the run.
+        load_targets(&opts.targets)?;
+    }
     let mut ctx = Ctx::new(opts)?;
     let all = suite == "all";
     if all || suite == "echo" {
@@ -393,24 +398,23 @@ fn run(suite: &str, opts: &Options) -> Result<bool, String> {
 /// `--publish`), prints the report, and judges the targets with `--check`. Returns false if a
 /// target was missed.
 fn publish(results: &Results, opts: &Options) -> Result<bool, String> {
-    let verdicts = if opts.check {
-        let text = std::fs::read_to_string(&opts.targets)
-            .map_err(|e| format!("{}: {e}", opts.targets.display()))?;
-        let targets =
-            Targets::parse(&text).map_err(|e| format!("{}: {e}", opts.targets.display()))?;
-        Some(targets::check(results, &targets))
-    } else {
-        None
-    };
     let mut dirs = vec![opts.out.clone()];
     if opts.publish {
         dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bench"));
     }
-    let mut md = String::new();
+    // The measurements first: nothing after this can lose them.
+    let json = serde_json::to_string_pretty(results).map_err(|e| e.to_string())?;
     for dir in &dirs {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let json = serde_json::to_string_pretty(results).map_err(|e| e.to_string())?;
         write(&dir.join("results.json"), &json)?;
+    }
+    let verdicts = if opts.check {
+        Some(targets::check(results, &load_targets(&opts.targets)?))
+    } else {
+        None
+    };
+    let mut md = String::new();
+    for dir in &dirs {
         let charts = chart::write_all(results, dir).map_err(|e| e.to_string())?;
         md = report::markdown(results, &charts, verdicts.as_deref());
         write(&dir.join("report.md"), &md)?;
@@ -426,6 +430,12 @@ fn publish(results: &Results, opts: &Options) -> Result<bool, String> {
         }
     }
     Ok(met)
+}
+
+/// The targets file at `path`, parsed.
+fn load_targets(path: &Path) -> Result<Targets, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Targets::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {

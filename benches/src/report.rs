@@ -263,6 +263,11 @@ fn memory(w: &mut String, results: &Results) {
 fn micro(w: &mut String, results: &Results) {
     const PEERS: [&str; 4] = ["weft", "may", "tokio", "threads"];
     let _ = writeln!(w, "\n## Micro-benchmarks (criterion), median time per iteration\n");
+    let _ = writeln!(
+        w,
+        "`cargo bench` started by the runner, so every case runs on the runner's one CPU: \
+         weft, may and tokio on one worker, the two threads on one CPU.\n"
+    );
     let _ = writeln!(w, "| benchmark | {} |", PEERS.join(" | "));
     let _ = writeln!(w, "|---|{}", "---:|".repeat(PEERS.len()));
     let mut benches: Vec<&str> = Vec::new();

@@ -347,3 +347,284 @@ fn write_some(stream: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    /// The longest any client operation may take: a bug fails a test instead of hanging it.
+    const WATCHDOG: Duration = Duration::from_secs(20);
+
+    /// Starts `serve` with `workers` threads on a free loopback port, and returns its address
+    /// once it accepts connections. The server thread outlives the test.
+    fn start(serve: fn(SocketAddr, usize) -> io::Result<()>, workers: usize) -> SocketAddr {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|probe| probe.local_addr())
+            .expect("a free loopback port");
+        let (done, ended) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = done.send(serve(addr, workers));
+        });
+        let deadline = Instant::now() + WATCHDOG;
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(result) = ended.try_recv() {
+                panic!("the server on {addr} stopped: {result:?}");
+            }
+            assert!(Instant::now() < deadline, "nothing listened on {addr} within {WATCHDOG:?}");
+            thread::sleep(Duration::from_millis(5));
+        }
+        addr
+    }
+
+    fn connect(addr: SocketAddr) -> TcpStream {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WATCHDOG)).expect("a read timeout");
+        stream.set_write_timeout(Some(WATCHDOG)).expect("a write timeout");
+        stream
+    }
+
+    /// `len` bytes in a cycle of 251, which no read size divides, so that bytes out of place
+    /// show; `seed` tells connections apart.
+    fn pattern(seed: u8, len: usize) -> Vec<u8> {
+        let cycle: Vec<u8> = (0..251u8).map(|b| b.wrapping_add(seed)).collect();
+        let mut bytes = Vec::with_capacity(len);
+        while bytes.len() < len {
+            let take = cycle.len().min(len - bytes.len());
+            bytes.extend_from_slice(&cycle[..take]);
+        }
+        bytes
+    }
+
+    /// Sends `msg` from one thread while this one reads it back, so that a message larger than
+    /// the socket buffers cannot deadlock the test.
+    fn round_trip(stream: &TcpStream, msg: &[u8]) {
+        thread::scope(|s| {
+            s.spawn(|| {
+                let mut writer = stream;
+                writer.write_all(msg).expect("write the message");
+            });
+            let mut reader = stream;
+            let mut back = vec![0; msg.len()];
+            reader.read_exact(&mut back).expect("read the echo");
+            let differs = back.iter().zip(msg).position(|(a, b)| a != b);
+            assert!(differs.is_none(), "echo of {} bytes differs at byte {differs:?}", msg.len());
+        });
+    }
+
+    #[test]
+    fn echo_returns_every_size_on_concurrent_connections() {
+        let addr = start(serve_echo, 2);
+        thread::scope(|s| {
+            for seed in 0..8u8 {
+                s.spawn(move || {
+                    let stream = connect(addr);
+                    for len in [64, 4096, 1 << 20, 64, 4096] {
+                        round_trip(&stream, &pattern(seed, len));
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn echo_stops_reading_under_back_pressure_and_resumes_after_draining() {
+        let addr = start(serve_echo, 1);
+        let stream = connect(addr);
+        // More than every socket buffer on the way (at most 32 MiB on a loopback receive side,
+        // 4 MiB on a send side) plus one read of unsent echo: only a server that stopped
+        // reading holds the writer up. There is no event for "still blocked", so the writer is
+        // given 300 ms to finish, which it must not.
+        let msg = pattern(7, 64 << 20);
+        let written = AtomicBool::new(false);
+        thread::scope(|s| {
+            s.spawn(|| {
+                let mut writer = &stream;
+                writer.write_all(&msg).expect("write the message");
+                written.store(true, Ordering::Relaxed);
+            });
+            thread::sleep(Duration::from_millis(300));
+            assert!(!written.load(Ordering::Relaxed), "the server buffered everything");
+            // The drain: the server must read again, including the bytes it left unread
+            // while its output was pending.
+            let mut reader = &stream;
+            let mut back = vec![0; msg.len()];
+            reader.read_exact(&mut back).expect("read the echo");
+            assert!(back == msg, "the echo differs");
+        });
+    }
+
+    #[test]
+    fn echo_outlives_clients_that_leave_mid_message() {
+        let addr = start(serve_echo, 1);
+        let steady = connect(addr);
+        round_trip(&steady, &pattern(1, 64));
+
+        // Leaves right after connecting.
+        drop(connect(addr));
+        // Leaves without reading its echo.
+        let mut quiet = connect(addr);
+        quiet.write_all(&pattern(2, 4096)).expect("write");
+        drop(quiet);
+        // Leaves in the middle of a large message, with output pending on the server: its
+        // unread bytes make the close a reset, so the server sees ECONNRESET or EPIPE.
+        let rude = connect(addr);
+        rude.set_nonblocking(true).expect("non-blocking");
+        let msg = pattern(3, 8 << 20);
+        let mut sent = 0;
+        while sent < msg.len() {
+            match (&rude).write(&msg[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        drop(rude);
+
+        round_trip(&steady, &pattern(4, 1 << 20));
+        round_trip(&connect(addr), &pattern(5, 4096));
+    }
+
+    /// A response, as a client that is not the server's parser reads it.
+    struct Response {
+        code: u16,
+        close: bool,
+        body: Vec<u8>,
+    }
+
+    /// Reads the next response, keeping what follows it in `buf`.
+    fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Response {
+        loop {
+            if let Some((response, len)) = parse_response(buf) {
+                buf.drain(..len);
+                return response;
+            }
+            let mut chunk = [0; 4096];
+            let n = stream.read(&mut chunk).expect("read a response");
+            assert_ne!(n, 0, "the server closed before a whole response");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn parse_response(buf: &[u8]) -> Option<(Response, usize)> {
+        let mut fields = [httparse::EMPTY_HEADER; 16];
+        let mut head = httparse::Response::new(&mut fields);
+        let httparse::Status::Complete(head_len) = head.parse(buf).expect("a well-formed head")
+        else {
+            return None;
+        };
+        let field = |name: &str| {
+            head.headers.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| f.value)
+        };
+        let body_len: usize = field("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            .expect("a Content-Length");
+        let close = field("connection").is_some_and(|v| v.eq_ignore_ascii_case(b"close"));
+        let end = head_len + body_len;
+        let body = buf.get(head_len..end)?.to_vec();
+        Some((Response { code: head.code.expect("a status"), close, body }, end))
+    }
+
+    /// Asserts that the server closed the connection and sent nothing more.
+    fn assert_closed(stream: &mut TcpStream) {
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).expect("read to the close");
+        assert!(rest.is_empty(), "{} bytes after the last response", rest.len());
+    }
+
+    const GET: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: test\r\n\r\n";
+
+    #[test]
+    fn http_answers_get_plaintext_and_keeps_the_connection() {
+        let addr = start(serve_http, 2);
+        let mut stream = connect(addr);
+        let mut buf = Vec::new();
+        for _ in 0..3 {
+            stream.write_all(GET).expect("write a request");
+            let response = read_response(&mut stream, &mut buf);
+            assert_eq!(response.code, 200);
+            assert_eq!(response.body, plaintext::BODY);
+            assert!(!response.close);
+        }
+        assert!(buf.is_empty(), "bytes after the responses");
+    }
+
+    #[test]
+    fn http_answers_pipelined_requests_in_order() {
+        let addr = start(serve_http, 1);
+        let mut stream = connect(addr);
+        let mut requests = Vec::new();
+        for i in 0..16 {
+            // Every third request asks for a path that is not there, so the order shows.
+            let path = if i % 3 == 0 { "/missing" } else { "/plaintext" };
+            requests
+                .extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        }
+        stream.write_all(&requests).expect("write the requests");
+        let mut buf = Vec::new();
+        for i in 0..16 {
+            let response = read_response(&mut stream, &mut buf);
+            if i % 3 == 0 {
+                assert_eq!(response.code, 404, "response {i}");
+            } else {
+                assert_eq!(
+                    (response.code, &response.body[..]),
+                    (200, plaintext::BODY),
+                    "response {i}"
+                );
+            }
+        }
+        // Still open and answering.
+        stream.write_all(GET).expect("write a request");
+        assert_eq!(read_response(&mut stream, &mut buf).code, 200);
+    }
+
+    #[test]
+    fn http_closes_after_a_response_to_connection_close() {
+        let addr = start(serve_http, 1);
+        let mut stream = connect(addr);
+        stream
+            .write_all(b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .expect("write a request");
+        let mut buf = Vec::new();
+        let response = read_response(&mut stream, &mut buf);
+        assert_eq!((response.code, response.close), (200, true));
+        assert!(buf.is_empty());
+        assert_closed(&mut stream);
+    }
+
+    #[test]
+    fn http_answers_garbage_with_400_and_closes() {
+        let addr = start(serve_http, 1);
+        let mut stream = connect(addr);
+        stream.write_all(b"\x01\x02 not http at all\r\n\r\n").expect("write garbage");
+        let mut buf = Vec::new();
+        let response = read_response(&mut stream, &mut buf);
+        assert_eq!((response.code, response.close), (400, true));
+        assert!(buf.is_empty());
+        assert_closed(&mut stream);
+    }
+
+    #[test]
+    fn http_closes_on_a_head_longer_than_max_input() {
+        let addr = start(serve_http, 1);
+        let mut stream = connect(addr);
+        let mut head = b"GET /plaintext HTTP/1.1\r\nX-Long: ".to_vec();
+        head.resize(MAX_INPUT + 8192, b'a');
+        // The server may close, with a reset for what it left unread, before all of it is
+        // written; either way it must answer nothing.
+        let _ = stream.write_all(&head);
+        let mut rest = Vec::new();
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}"),
+        }
+        assert!(rest.is_empty(), "{} bytes of answer", rest.len());
+    }
+}
