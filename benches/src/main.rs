@@ -310,7 +310,7 @@ impl Ctx {
             weft::Runtime::builder().workers(1).build().map_err(|e| format!("runtime: {e}"))?;
         let settings = Settings::new(opts);
         let results = Results {
-            machine: sys::machine(),
+            machine: sys::machine(cpus),
             command: std::iter::once("weft-bench".to_string())
                 .chain(std::env::args().skip(1))
                 .collect::<Vec<_>>()
@@ -479,17 +479,30 @@ impl Snapshot {
         })
     }
 
-    /// Server CPU µs per message, the CPUs' worth used by other processes, and the CPUs' worth
-    /// the server used, from `self` to `end`.
-    fn usage(&self, end: &Snapshot, msgs: u64) -> (f64, f64, f64) {
+    /// From `self` to `end`: server CPU µs per message, and the CPUs' worth used by other
+    /// processes, by the server, and by the runner (the load).
+    fn usage(&self, end: &Snapshot, msgs: u64) -> Usage {
         let hz = sys::ticks_per_sec() as f64;
         let server = end.server.saturating_sub(self.server) as f64 / hz;
         let own = end.own.saturating_sub(self.own) as f64 / hz;
         let busy = end.busy.saturating_sub(self.busy) as f64 / hz;
         let secs = end.at.duration_since(self.at).as_secs_f64().max(1e-3);
         let cpu_us = if msgs > 0 { server * 1e6 / msgs as f64 } else { 0.0 };
-        (cpu_us, ((busy - server - own) / secs).max(0.0), server / secs)
+        Usage {
+            cpu_us,
+            other: ((busy - server - own) / secs).max(0.0),
+            server: server / secs,
+            load: own / secs,
+        }
     }
+}
+
+/// What [`Snapshot::usage`] works out.
+struct Usage {
+    cpu_us: f64,
+    other: f64,
+    server: f64,
+    load: f64,
 }
 
 /// One run of the load generator against a fresh server; the server's CPU is read over
@@ -515,7 +528,7 @@ fn measure(
     let [Ok(start), Ok(end)] = &snaps[..] else {
         return Err(format!("{style}: reading /proc failed: {snaps:?}", snaps = snaps.len()));
     };
-    let (cpu_us, other, server_cpu) = start.usage(end, outcome.msgs);
+    let usage = start.usage(end, outcome.msgs);
     if let Some(trouble) = outcome.trouble() {
         ctx.note(format!("{style} {} with {} conns: {trouble}", proto.name(), plan.conns));
     }
@@ -529,12 +542,13 @@ fn measure(
     }
     Ok(Rep {
         per_sec: outcome.per_sec(),
-        cpu_us_per_msg: cpu_us,
+        cpu_us_per_msg: usage.cpu_us,
         latency: outcome.latency,
         errors: outcome.errors as u64 + outcome.mismatches,
         unsent: outcome.unsent,
-        other_cpu: other,
-        server_cpu,
+        other_cpu: usage.other,
+        server_cpu: usage.server,
+        load_cpu: usage.load,
     })
 }
 
@@ -789,7 +803,7 @@ fn measure_wrk(
     let outcome = wrk(wrk_path, script, server.addr, pipeline, ctx.settings.http_secs)?;
     let end = Snapshot::take(server.pid()).map_err(|e| e.to_string())?;
     drop(server);
-    let (cpu_us, other, server_cpu) = start.usage(&end, outcome.requests);
+    let usage = start.usage(&end, outcome.requests);
     if outcome.errors > 0 {
         ctx.note(format!(
             "{style} http under wrk, {pipeline} per write: {} errors",
@@ -798,10 +812,11 @@ fn measure_wrk(
     }
     Ok(Rep {
         per_sec: outcome.requests as f64 / outcome.secs.max(1e-3),
-        cpu_us_per_msg: cpu_us,
+        cpu_us_per_msg: usage.cpu_us,
         errors: outcome.errors,
-        other_cpu: other,
-        server_cpu,
+        other_cpu: usage.other,
+        server_cpu: usage.server,
+        load_cpu: usage.load,
         ..Rep::default()
     })
 }
@@ -957,9 +972,10 @@ Transfer/sec:     14.26MB
         // One second: the server used half a CPU, the runner a quarter, the machine one CPU.
         let end =
             Snapshot { at: t + Duration::from_secs(1), server: hz / 2, own: hz / 4, busy: hz };
-        let (cpu_us, other, server) = start.usage(&end, 1000);
-        assert!((cpu_us - 500.0).abs() < 1e-6, "{cpu_us}");
-        assert!((server - 0.5).abs() < 1e-6, "{server}");
-        assert!((other - 0.25).abs() < 1e-6, "{other}");
+        let u = start.usage(&end, 1000);
+        assert!((u.cpu_us - 500.0).abs() < 1e-6, "{}", u.cpu_us);
+        assert!((u.server - 0.5).abs() < 1e-6, "{}", u.server);
+        assert!((u.load - 0.25).abs() < 1e-6, "{}", u.load);
+        assert!((u.other - 0.25).abs() < 1e-6, "{}", u.other);
     }
 }

@@ -88,6 +88,11 @@ impl Cell {
         Spread::of(self.reps.iter().map(|r| r.server_cpu))
     }
 
+    /// The load's CPU use (CPUs' worth): median and range.
+    pub fn load_cpu(&self) -> Spread {
+        Spread::of(self.reps.iter().map(|r| r.load_cpu))
+    }
+
     /// Whether some repetition ran while other processes used a tenth of a CPU or more.
     pub fn busy(&self) -> bool {
         self.reps.iter().any(|r| r.other_cpu >= BUSY)
@@ -123,6 +128,10 @@ pub struct Rep {
     /// that set the pace, well below 1 when the load did.
     #[serde(default)]
     pub server_cpu: f64,
+    /// CPUs' worth of time the runner (the load generator, or wrk) used during the window:
+    /// near 1, the load itself was saturated, and latency includes its own queueing.
+    #[serde(default)]
+    pub load_cpu: f64,
 }
 
 /// Resident memory of a server holding idle connections.

@@ -138,8 +138,9 @@ pub fn rss_kib(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS in /proc/<pid>/status"))
 }
 
-/// One line about the machine: CPU model, cores, memory and kernel.
-pub fn machine() -> String {
+/// One line about the machine: CPU model, `cores` (read before the caller pinned itself, which
+/// hides the others), memory and kernel.
+pub fn machine(cores: usize) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -147,7 +148,6 @@ pub fn machine() -> String {
         .and_then(|rest| rest.split(':').nth(1))
         .map_or("unknown CPU", str::trim)
         .to_string();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_gib = meminfo
         .lines()
