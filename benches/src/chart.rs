@@ -157,25 +157,9 @@ fn lines_by_conns(
                 .map(|c| (c.conns as f64, value(c).median))
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let c = color(style);
-            chart
-                .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(style.name())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(err)?;
+            draw_line(&mut chart, style, points)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     root.present().map_err(err)
 }
@@ -229,27 +213,52 @@ fn percentiles(path: &Path, cells: &[Cell], what: &str) -> io::Result<()> {
                 .enumerate()
                 .map(|(i, (_, v))| (i as f64, v.max(1.0)))
                 .collect();
-            let c = color(style);
-            chart
-                .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(style.name())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(err)?;
+            draw_line(&mut chart, style, points)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     root.present().map_err(err)
+}
+
+/// Draws one style's line, with a dot at each point, and names it for the legend.
+fn draw_line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    style: Style,
+    points: Vec<(f64, f64)>,
+) -> io::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let c = color(style);
+    let dots: Vec<_> = points.iter().map(|&p| Circle::new(p, 3, c.filled())).collect();
+    chart
+        .draw_series(LineSeries::new(points, c.stroke_width(2)))
+        .map_err(err)?
+        .label(style.name())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    chart.draw_series(dots).map_err(err)?;
+    Ok(())
+}
+
+/// The legend of the lines drawn so far, at `position`.
+fn draw_legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> io::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(err)
 }
 
 /// One panel per group: a bar per style.

@@ -1,6 +1,6 @@
 //! may's style: blocking-style coroutines, as weft's; may_minihttp for HTTP.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 
 use may::net::{TcpListener, TcpStream};
@@ -9,9 +9,6 @@ use may_minihttp::{HttpService, HttpServiceFactory, Request, Response};
 /// may counts stack sizes in words: 0x2000 words are 64 KiB, weft's default stack (may's own
 /// default is half that).
 const STACK_WORDS: usize = 0x2000;
-
-/// The echo buffer, on the coroutine's stack.
-const BUF_SIZE: usize = 4096;
 
 fn configure(workers: usize) {
     may::config().set_workers(workers).set_stack_size(STACK_WORDS);
@@ -41,16 +38,9 @@ pub fn serve_echo(addr: SocketAddr, workers: usize) -> io::Result<()> {
     acceptor.join().map_err(|_| io::Error::other("may's acceptor panicked"))
 }
 
-fn echo(mut stream: TcpStream) -> io::Result<()> {
+fn echo(stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut buf = [0u8; BUF_SIZE];
-    loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        stream.write_all(&buf[..n])?;
-    }
+    super::echo_blocking(stream)
 }
 
 struct Plaintext;

@@ -10,7 +10,7 @@ use super::{plaintext, POOL_THREADS};
 /// that memory per connection compares like with like. Both echo and HTTP use a few KiB.
 const STACK_SIZE: usize = 64 * 1024;
 
-/// The echo buffer, on the thread's stack.
+/// The HTTP read buffer, on the thread's stack.
 const BUF_SIZE: usize = 4096;
 
 /// The most bytes of a request head kept waiting for its end; more closes the connection.
@@ -72,19 +72,8 @@ fn accept(listener: &TcpListener) -> TcpStream {
 
 /// Writes back everything the connection reads until the peer closes it.
 pub fn echo(stream: TcpStream) {
-    fn run(mut stream: TcpStream) -> io::Result<()> {
-        stream.set_nodelay(true)?;
-        let mut buf = [0u8; BUF_SIZE];
-        loop {
-            let n = stream.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            stream.write_all(&buf[..n])?;
-        }
-    }
     // A reset or closed peer ends its own connection only.
-    let _ = run(stream);
+    let _ = stream.set_nodelay(true).and_then(|()| super::echo_blocking(stream));
 }
 
 /// Answers HTTP plaintext requests on the connection until either side closes it. The

@@ -64,22 +64,33 @@ pub fn serve(
 ///
 /// Building the runtime, or the bind.
 pub fn serve_echo(flavor: Flavor, addr: SocketAddr, workers: usize) -> io::Result<()> {
-    block_on(flavor, workers, async move {
-        let listener = TcpListener::bind(addr).await?;
-        super::ready(addr);
-        loop {
-            // An accept error (EMFILE among them) ends that accept only; tokio does not
-            // back off on its own, as may and weft do.
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::task::yield_now().await;
-                continue;
-            };
-            tokio::spawn(async move {
-                // A reset or closed peer ends its own connection only.
-                let _ = echo(stream).await;
-            });
-        }
-    })?
+    block_on(
+        flavor,
+        workers,
+        serve_each(addr, |stream| async move {
+            // A reset or closed peer ends its own connection only.
+            let _ = echo(stream).await;
+        }),
+    )?
+}
+
+/// Binds `addr`, says so, and spawns `handle` for each connection, forever.
+async fn serve_each<F, Fut>(addr: SocketAddr, handle: F) -> io::Result<()>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind(addr).await?;
+    super::ready(addr);
+    loop {
+        // An accept error (EMFILE among them) ends that accept only; tokio does not back off
+        // on its own, as may and weft do, so this yields before the next try.
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::task::yield_now().await;
+            continue;
+        };
+        tokio::spawn(handle(stream));
+    }
 }
 
 async fn echo(mut stream: TcpStream) -> io::Result<()> {
@@ -102,24 +113,19 @@ async fn echo(mut stream: TcpStream) -> io::Result<()> {
 ///
 /// Building the runtime, or the bind.
 pub fn serve_http(flavor: Flavor, addr: SocketAddr, workers: usize) -> io::Result<()> {
-    block_on(flavor, workers, async move {
-        let listener = TcpListener::bind(addr).await?;
-        super::ready(addr);
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::task::yield_now().await;
-                continue;
-            };
+    block_on(
+        flavor,
+        workers,
+        serve_each(addr, |stream| async move {
             let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .pipeline_flush(true)
-                    .serve_connection(TokioIo::new(stream), service_fn(plaintext))
-                    .await;
-            });
-        }
-    })?
+            // A reset or closed peer ends its own connection only.
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .pipeline_flush(true)
+                .serve_connection(TokioIo::new(stream), service_fn(plaintext))
+                .await;
+        }),
+    )?
 }
 
 async fn plaintext(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

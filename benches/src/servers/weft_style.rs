@@ -1,14 +1,11 @@
 //! The weft style: blocking-style code, one coroutine per connection, one acceptor per worker.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 
 use weft::net::http::{header, HeaderValue, Response, Server, StatusCode};
 use weft::net::{TcpListener, TcpStream};
 use weft::sync::mpsc;
-
-/// The echo buffer, on the connection's coroutine stack (64 KiB, weft's default).
-const BUF_SIZE: usize = 4096;
 
 /// Serves echo on `addr`: acceptor `i` binds its own SO_REUSEPORT listener on worker `i`, so
 /// each worker's connections are accepted and served on that worker.
@@ -59,16 +56,9 @@ fn accept_loop(listener: &TcpListener) {
     }
 }
 
-fn echo(mut stream: TcpStream) -> io::Result<()> {
+fn echo(stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut buf = [0u8; BUF_SIZE];
-    loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        stream.write_all(&buf[..n])?;
-    }
+    super::echo_blocking(stream)
 }
 
 /// Serves HTTP plaintext on `addr` with `weft::net::http`, one acceptor per worker.
