@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::results::{Cell, Results};
+use crate::results::{styles_in, Cell, Results};
 use crate::servers::Style;
 
 /// Pixels of one panel.
@@ -103,11 +103,6 @@ fn distinct(values: impl Iterator<Item = usize>) -> Vec<usize> {
     v.sort_unstable();
     v.dedup();
     v
-}
-
-/// Styles that have cells among `cells`, in the report's order.
-fn styles_in<'a>(cells: impl Iterator<Item = &'a Cell> + Clone) -> Vec<Style> {
-    Style::ALL.into_iter().filter(|s| cells.clone().any(|c| c.style() == *s)).collect()
 }
 
 fn panels(

@@ -616,44 +616,59 @@ fn echo_suite(ctx: &mut Ctx) -> Result<(), String> {
         }
     }
     let size = SIZES[0];
-    for load_pct in LOADS {
-        let peaks: Vec<(Style, f64)> = ctx
-            .results
-            .echo
-            .iter()
-            .filter(|c| c.conns == LATENCY_CONNS && c.size == size)
-            .map(|c| (c.style(), c.per_sec().median))
-            .collect();
-        let here: Vec<Style> = peaks.iter().filter(|(_, p)| *p > 0.0).map(|(s, _)| *s).collect();
-        let template =
-            Cell { conns: LATENCY_CONNS, size, pipeline: 1, load_pct, ..Cell::default() };
-        let rate_of = |style: Style| {
-            peaks
-                .iter()
-                .find(|(s, _)| *s == style)
-                .map_or(0.0, |(_, p)| p * f64::from(load_pct) / 100.0)
-        };
-        let cells = interleaved(ctx, &here, &template, rate_of, |ctx, style, rate| {
-            measure(ctx, style, Proto::Echo, |addr| Plan {
-                addr,
-                conns: LATENCY_CONNS,
-                work: Work::Echo { size },
-                warmup,
-                duration,
-                rate,
-            })
-        })?;
-        progress(&format!("echo at {load_pct} % of peak"), &cells);
-        ctx.results.echo_latency.extend(cells);
-    }
+    let peaks: Vec<Cell> = ctx
+        .results
+        .echo
+        .iter()
+        .filter(|c| c.conns == LATENCY_CONNS && c.size == size)
+        .cloned()
+        .collect();
+    let cells = fixed_rates(ctx, &peaks, Proto::Echo, |addr, rate| Plan {
+        addr,
+        conns: LATENCY_CONNS,
+        work: Work::Echo { size },
+        warmup,
+        duration,
+        rate,
+    })?;
+    ctx.results.echo_latency.extend(cells);
     Ok(())
+}
+
+/// Each style of `peaks` (closed-loop cells) again at each of [`LOADS`] of its peak, with the
+/// load generator pacing a fixed rate; `plan` makes a run's plan from the server's address
+/// and the rate.
+fn fixed_rates(
+    ctx: &mut Ctx,
+    peaks: &[Cell],
+    proto: Proto,
+    plan: impl Fn(SocketAddr, Option<f64>) -> Plan,
+) -> Result<Vec<Cell>, String> {
+    let Some(first) = peaks.first() else { return Ok(Vec::new()) };
+    let here: Vec<Style> =
+        peaks.iter().filter(|c| c.per_sec().median > 0.0).map(Cell::style).collect();
+    let mut all = Vec::new();
+    for load_pct in LOADS {
+        let rate_of = |style: Style| {
+            let peak =
+                peaks.iter().find(|c| c.style() == style).map_or(0.0, |c| c.per_sec().median);
+            peak * f64::from(load_pct) / 100.0
+        };
+        let template = Cell { reps: Vec::new(), load_pct, ..first.clone() };
+        let cells = interleaved(ctx, &here, &template, rate_of, |ctx, style, rate| {
+            measure(ctx, style, proto, |addr| plan(addr, rate))
+        })?;
+        progress(&format!("{} at {load_pct} % of peak", proto.name()), &cells);
+        all.extend(cells);
+    }
+    Ok(all)
 }
 
 fn http_suite(ctx: &mut Ctx) -> Result<(), String> {
     let styles = ctx.verified(Proto::Http);
     match which_wrk() {
         Some(wrk) => {
-            let script = ctx_script()?;
+            let script = wrk_script()?;
             for pipeline in PIPELINES {
                 let template = Cell { conns: WRK_CONNS, pipeline, ..Cell::default() };
                 let cells = interleaved(
@@ -689,22 +704,9 @@ fn http_suite(ctx: &mut Ctx) -> Result<(), String> {
         |ctx, style, _| measure(ctx, style, Proto::Http, |addr| plan(addr, None)),
     )?;
     progress("http under the suite's client, closed loop", &peaks);
-    for load_pct in LOADS {
-        let here: Vec<Style> =
-            peaks.iter().filter(|c| c.per_sec().median > 0.0).map(Cell::style).collect();
-        let rate_of = |style: Style| {
-            let peak =
-                peaks.iter().find(|c| c.style() == style).map_or(0.0, |c| c.per_sec().median);
-            peak * f64::from(load_pct) / 100.0
-        };
-        let template = Cell { load_pct, ..template.clone() };
-        let cells = interleaved(ctx, &here, &template, rate_of, |ctx, style, rate| {
-            measure(ctx, style, Proto::Http, |addr| plan(addr, rate))
-        })?;
-        progress(&format!("http at {load_pct} % of peak"), &cells);
-        ctx.results.http_latency.extend(cells);
-    }
-    ctx.results.http_latency.splice(0..0, peaks);
+    let cells = fixed_rates(ctx, &peaks, Proto::Http, plan)?;
+    ctx.results.http_latency.extend(peaks);
+    ctx.results.http_latency.extend(cells);
     Ok(())
 }
 
@@ -714,7 +716,7 @@ fn which_wrk() -> Option<PathBuf> {
 }
 
 /// wrk's pipelining script, written where wrk can read it.
-fn ctx_script() -> Result<PathBuf, String> {
+fn wrk_script() -> Result<PathBuf, String> {
     let dir = target_dir().join("weft-bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join("pipeline.lua");

@@ -1,10 +1,9 @@
 //! The markdown report of a run: one table per question, every figure a median with its range
 //! over the repetitions, and every style's figure also as a ratio to the callback style's.
 
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use crate::results::{Cell, Results, Spread, BUSY};
+use crate::results::{styles_in, Cell, Results, Spread, BUSY};
 use crate::servers::{Proto, Style};
 use crate::targets::Verdict;
 
@@ -40,16 +39,9 @@ pub fn markdown(
 
     if !results.echo.is_empty() {
         let _ = writeln!(w, "\n## Echo throughput, messages/s (closed loop)\n");
-        grid(w, &results.echo, |c| (c.conns, c.size, 0), Proto::Echo, Cell::per_sec, Extra::None);
+        grid(w, &results.echo, Proto::Echo, Cell::per_sec, Extra::None);
         let _ = writeln!(w, "\n## Echo: server CPU per message, µs\n");
-        grid(
-            w,
-            &results.echo,
-            |c| (c.conns, c.size, 0),
-            Proto::Echo,
-            Cell::cpu_us,
-            Extra::ServerCpu,
-        );
+        grid(w, &results.echo, Proto::Echo, Cell::cpu_us, Extra::ServerCpu);
     }
     if !results.echo_latency.is_empty() {
         let _ =
@@ -58,23 +50,9 @@ pub fn markdown(
     }
     if !results.http.is_empty() {
         let _ = writeln!(w, "\n## HTTP plaintext under wrk, responses/s\n");
-        grid(
-            w,
-            &results.http,
-            |c| (c.conns, 0, c.pipeline),
-            Proto::Http,
-            Cell::per_sec,
-            Extra::None,
-        );
+        grid(w, &results.http, Proto::Http, Cell::per_sec, Extra::None);
         let _ = writeln!(w, "\n## HTTP: server CPU per response, µs\n");
-        grid(
-            w,
-            &results.http,
-            |c| (c.conns, 0, c.pipeline),
-            Proto::Http,
-            Cell::cpu_us,
-            Extra::ServerCpu,
-        );
+        grid(w, &results.http, Proto::Http, Cell::cpu_us, Extra::ServerCpu);
     }
     if !results.http_latency.is_empty() {
         let _ = writeln!(w, "\n## HTTP latency under the suite's own client, µs\n");
@@ -106,22 +84,11 @@ enum Extra {
     ServerCpu,
 }
 
-/// The styles that have cells, in the report's order.
-fn styles_of<'a>(cells: impl IntoIterator<Item = &'a Cell>) -> Vec<Style> {
-    let present: BTreeSet<Style> = cells.into_iter().map(Cell::style).collect();
-    Style::ALL.into_iter().filter(|s| present.contains(s)).collect()
-}
-
 /// A table with one row per configuration and one column per style.
-fn grid(
-    w: &mut String,
-    cells: &[Cell],
-    key: fn(&Cell) -> (usize, usize, usize),
-    proto: Proto,
-    value: fn(&Cell) -> Spread,
-    extra: Extra,
-) {
-    let styles = styles_of(cells);
+fn grid(w: &mut String, cells: &[Cell], proto: Proto, value: fn(&Cell) -> Spread, extra: Extra) {
+    // A row is a configuration: echo cells differ in size, HTTP cells in pipelining.
+    let key = |c: &Cell| (c.conns, c.size, c.pipeline);
+    let styles = styles_in(cells);
     let mut keys: Vec<_> = cells.iter().map(key).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -205,7 +172,7 @@ fn latency(w: &mut String, cells: &[Cell]) {
     for load in loads {
         let row: Vec<&Cell> = cells.iter().filter(|c| c.load_pct == load).collect();
         let base = row.iter().find(|c| c.style() == Style::Callback).map(|c| c.latency().p99);
-        for style in styles_of(row.iter().copied()) {
+        for style in styles_in(row.iter().copied()) {
             for cell in row.iter().filter(|c| c.style() == style) {
                 let lat = cell.latency();
                 let load_text = if load == 0 { "peak".to_string() } else { format!("{load} %") };

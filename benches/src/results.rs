@@ -104,6 +104,14 @@ impl Cell {
     }
 }
 
+/// The styles that have cells among `cells`, in the report's order.
+pub fn styles_in<'a>(cells: impl IntoIterator<Item = &'a Cell>) -> Vec<Style> {
+    let mut present: Vec<Style> = cells.into_iter().map(Cell::style).collect();
+    present.sort_unstable();
+    present.dedup();
+    Style::ALL.into_iter().filter(|s| present.contains(s)).collect()
+}
+
 /// The share of a CPU that other processes may use during a measurement before its cell is
 /// marked as measured on a busy machine.
 pub const BUSY: f64 = 0.1;

@@ -80,20 +80,7 @@ pub fn ticks_per_sec() -> u64 {
 ///
 /// Reading `/proc/<pid>/stat`, or a line that does not have the fields.
 pub fn cpu_ticks(pid: u32) -> io::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_cpu_ticks(&stat)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/<pid>/stat"))
-}
-
-/// utime + stime from a `/proc/<pid>/stat` line. The command name (field 2) is in parentheses
-/// and may hold spaces, so the fields are counted from its closing parenthesis: utime and
-/// stime are fields 14 and 15, the 12th and 13th after it.
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    stat_times(&format!("/proc/{pid}/stat"), 2)
 }
 
 /// CPU time of this process so far, in clock ticks, counting the children it has waited for
@@ -101,13 +88,32 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 ///
 /// # Errors
 ///
-/// Reading `/proc/self/stat`.
+/// Reading `/proc/self/stat`, or a line that does not have the fields.
 pub fn own_ticks() -> io::Result<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
-    // utime, stime, cutime, cstime: fields 14 to 17, the 12th to 15th after the name.
-    let sum = rest.split_whitespace().skip(11).take(4).filter_map(|f| f.parse::<u64>().ok()).sum();
-    Ok(sum)
+    stat_times("/proc/self/stat", 4)
+}
+
+/// The sum of the first `count` CPU times of the stat file at `path`.
+fn stat_times(path: &str, count: usize) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(path)?;
+    sum_times(&stat, count)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unexpected {path}")))
+}
+
+/// The sum of `count` CPU times of a `/proc/<pid>/stat` line, from utime on: utime, stime,
+/// cutime, cstime are fields 14 to 17. The command name (field 2) is in parentheses and may
+/// hold spaces, so the fields are counted from its closing parenthesis: utime is the 12th
+/// after it.
+fn sum_times(stat: &str, count: usize) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let times: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(count)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (times.len() == count).then(|| times.iter().sum())
 }
 
 /// Busy clock ticks of the whole machine so far: every CPU's user, nice, system, irq, softirq
@@ -131,11 +137,15 @@ pub fn busy_ticks() -> io::Result<u64> {
 /// Reading `/proc/<pid>/status`, or no `VmRSS` line in it.
 pub fn rss_kib(pid: u32) -> io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    kib_field(&status, "VmRSS:")
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS in /proc/<pid>/status"))
+}
+
+/// The value of a `Name:   1234 kB` line of a `/proc` file, in KiB.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// One line about the machine: CPU model, `cores` (read before the caller pinned itself, which
@@ -149,11 +159,7 @@ pub fn machine(cores: usize) -> String {
         .map_or("unknown CPU", str::trim)
         .to_string();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_gib = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| (kib + (1 << 19)) >> 20);
+    let mem_gib = kib_field(&meminfo, "MemTotal:").map_or(0, |kib| (kib + (1 << 19)) >> 20);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{model}, {cores} cores, {mem_gib} GiB, Linux {}", kernel.trim())
 }
@@ -165,8 +171,9 @@ mod tests {
     #[test]
     fn cpu_ticks_are_fields_14_and_15_even_with_spaces_in_the_name() {
         let line = "4242 (a b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 3 0 99";
-        assert_eq!(parse_cpu_ticks(line), Some(22));
-        assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
+        assert_eq!(sum_times(line, 2), Some(22));
+        assert_eq!(sum_times(line, 4), Some(22));
+        assert_eq!(sum_times("4242 (x) S 1", 2), None);
     }
 
     #[test]

@@ -151,12 +151,7 @@ struct Memory {
 
 impl Memory {
     fn read() -> Memory {
-        let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-        let rss_kib = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/self/status");
+        let rss_kib = weft_bench::sys::rss_kib(std::process::id()).expect("VmRSS of this process");
         Memory { rss_kib, mappings: count_mappings() }
     }
 }

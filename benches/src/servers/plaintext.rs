@@ -6,6 +6,7 @@
 //! differ only in how they wait for bytes.
 
 use std::cell::RefCell;
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The body of `GET /plaintext`.
@@ -88,8 +89,8 @@ fn push_response(out: &mut Vec<u8>, status: &str, body: &[u8], close: bool) {
     out.extend_from_slice(status.as_bytes());
     out.extend_from_slice(b"\r\nServer: weft-bench\r\nContent-Type: text/plain\r\nDate: ");
     with_date(|date| out.extend_from_slice(date));
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
+    // Written into `out` in place: a `to_string` would allocate per response.
+    let _ = write!(out, "\r\nContent-Length: {}", body.len());
     if close {
         out.extend_from_slice(b"\r\nConnection: close");
     }
